@@ -1,0 +1,1 @@
+"""Administration: the user model and its role, feature settings, and the Admin Portal pages."""

@@ -1,0 +1,82 @@
+"""The one access rule: which patients (and so which communications) a user may see.
+
+Every page, partial, WebSocket group, assignee list and API view goes through this module.
+"""
+
+from django.db.models import Q, QuerySet
+
+from designer.models import Policy
+from designer.selectors import has_policy
+
+from .models import CareTeamMember, Patient, PatientUserObjectPermission
+
+VIEW_PATIENT = "view_patient"
+NOBODY = Q(pk__in=[])
+
+
+def _patient_q(user, prefix: str) -> Q | None:
+    """A ``Q`` restricting ``<prefix>`` patients to the ones ``user`` may see; ``None`` means every patient.
+
+    A user sees a patient when any of these holds:
+    - they are on the patient's care team;
+    - their role holds **Inbox Full Patient** in the published configuration — every patient, or only the
+      patients of their regions when they have regions;
+    - they hold an explicit django-guardian ``view_patient`` grant on that patient.
+    Inactive and anonymous users see nobody.
+    """
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return NOBODY
+    granted = Q(
+        **{
+            f"{prefix}pk__in": PatientUserObjectPermission.objects.filter(
+                user=user, permission__codename=VIEW_PATIENT
+            ).values("content_object_id")
+        }
+    )
+    if has_policy(user, Policy.INBOX_FULL_PATIENT):
+        region_ids = list(user.regions.values_list("pk", flat=True))
+        if not region_ids:
+            return None
+        return Q(**{f"{prefix}region_id__in": region_ids}) | granted
+    on_team = Q(**{f"{prefix}pk__in": CareTeamMember.objects.filter(user=user).values("patient_id")})
+    return on_team | granted
+
+
+def patients_visible_to(user) -> QuerySet[Patient]:
+    q = _patient_q(user, "")
+    return Patient.objects.all() if q is None else Patient.objects.filter(q)
+
+
+def can_view_patient(user, patient: Patient | int | None) -> bool:
+    if patient is None:
+        return False
+    patient_id = patient if isinstance(patient, int) else patient.pk
+    return patients_visible_to(user).filter(pk=patient_id).exists()
+
+
+def communications_visible_to(user):
+    """Communications the user may see, derived from the patient rule.
+
+    Linked: the patient is visible. Unrecognized (no patient yet): assigned to the user, or at least one
+    candidate patient is visible, or — for holders of Inbox Full Patient — there are no candidates at all
+    (an unknown sender concerns no known patient, and somebody must triage it).
+    """
+    from inbox.models import Communication
+
+    patient_q = _patient_q(user, "patient__")
+    if patient_q is None:
+        return Communication.objects.all()
+    if patient_q is NOBODY:
+        return Communication.objects.none()
+    Candidate = Communication.candidate_patients.through
+    candidate_q = _patient_q(user, "patient__")
+    unrecognized = Q(assignee=user) | Q(
+        pk__in=Candidate.objects.filter(candidate_q).values("communication_id")
+    )
+    if has_policy(user, Policy.INBOX_FULL_PATIENT):
+        unrecognized |= ~Q(pk__in=Candidate.objects.values("communication_id"))
+    return Communication.objects.filter((Q(is_unrecognized=False) & patient_q) | (Q(is_unrecognized=True) & unrecognized))
+
+
+def can_view_communication(user, communication) -> bool:
+    return communications_visible_to(user).filter(pk=communication.pk).exists()

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CarePortalConfig(AppConfig):
+    name = "careportal"
+    verbose_name = "Care Portal"

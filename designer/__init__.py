@@ -1,0 +1,1 @@
+"""Designer: roles, role menus, security policies and message templates, versioned as drafts and published."""

@@ -1,0 +1,1 @@
+"""The communications engine: communications, messages, lines and addresses, ingestion, delivery, audit."""

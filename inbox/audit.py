@@ -1,0 +1,40 @@
+"""Writing audit events. Callers run it inside their own transaction so the event commits with the change."""
+
+from inbox.models import AuditEvent
+
+Action = AuditEvent.Action
+
+
+def client_ip(request) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record(
+    *,
+    actor,
+    action: str,
+    request=None,
+    patient=None,
+    communication=None,
+    obj=None,
+    actor_label: str = "",
+    detail: dict | None = None,
+) -> AuditEvent:
+    """Append one audit event (who, what, which patient, when, from where)."""
+    if communication is not None and patient is None:
+        patient = communication.patient
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        actor=user,
+        actor_label=actor_label or (user.full_name if user else ""),
+        action=action,
+        patient=patient,
+        communication=communication,
+        object_type=obj._meta.label_lower if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        detail=detail or {},
+        ip=client_ip(request),
+        user_agent=(request.META.get("HTTP_USER_AGENT", "")[:400] if request is not None else ""),
+    )

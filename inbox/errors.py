@@ -1,0 +1,19 @@
+"""Domain errors raised by inbox services and selectors; views turn them into clear messages."""
+
+
+class InboxError(Exception):
+    """Base class: ``str(error)`` is a message fit to show the user."""
+
+
+class FolderNotAllowed(InboxError):
+    def __init__(self, folder):
+        super().__init__(f"The folder {folder!s} is not available to you.")
+        self.folder = folder
+
+
+class ReplyNotAllowed(InboxError):
+    pass
+
+
+class NotPermitted(InboxError):
+    pass

@@ -1,0 +1,148 @@
+"""Reads of the Inbox: which inboxes a user has, and the communications in each folder.
+
+The page, the count badges, the WebSocket refresh and the API all call ``folder_communications`` so they
+can never disagree.
+"""
+
+from dataclasses import dataclass, field
+
+import phonenumbers
+from django.db.models import Q, QuerySet
+
+from careportal.access import communications_visible_to
+from careportal.models import CareTeamMember
+from designer.selectors import role_access
+
+from .errors import FolderNotAllowed
+from .folders import FOLDERS_BY_INBOX, Folder, InboxKind
+from .models import Channel, Communication, Message
+
+ALL_STATUSES = frozenset(Communication.Status.values)
+FILTER_CHANNELS = {"sms": {Channel.SMS}, "email": {Channel.EMAIL, Channel.SECURE_EMAIL}, "chat": {Channel.CHAT}}
+ALL_FILTER_CHANNELS = frozenset(FILTER_CHANNELS)
+
+
+@dataclass(frozen=True)
+class FolderFilters:
+    """Status and channel filters (all on by default), "unassigned only", and a search term."""
+
+    statuses: frozenset[str] = ALL_STATUSES
+    channels: frozenset[str] = ALL_FILTER_CHANNELS
+    unassigned_only: bool = False
+    query: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def inboxes_for(user) -> list[InboxKind]:
+    """My Inbox needs Inbox in the published role menu; Care Team needs Inbox Care Team (or Full Patient);
+    All Patients needs Inbox Full Patient."""
+    access = role_access(user)
+    if not access.has_inbox:
+        return []
+    kinds = [InboxKind.MY]
+    if access.can_care_team_inbox:
+        kinds.append(InboxKind.CARE_TEAM)
+    if access.can_all_patients_inbox:
+        kinds.append(InboxKind.ALL_PATIENTS)
+    return kinds
+
+
+def folders_for(user) -> list[Folder]:
+    return [folder for kind in inboxes_for(user) for folder in FOLDERS_BY_INBOX[kind]]
+
+
+def _care_team_patient_ids(user, *, primary_only: bool = False):
+    members = CareTeamMember.objects.filter(user=user)
+    if primary_only:
+        members = members.filter(is_primary_contact=True)
+    return members.values("patient_id")
+
+
+def _folder_q(user, folder: Folder) -> Q:
+    Candidate = Communication.candidate_patients.through
+    match folder:
+        case Folder.ASSIGNED_TO_ME:
+            return Q(assignee=user)
+        case Folder.PRIMARY_CONTACT:
+            return Q(patient_id__in=_care_team_patient_ids(user, primary_only=True))
+        case Folder.MY_UNRECOGNIZED:
+            return Q(assignee=user, is_unrecognized=True)
+        case Folder.SENT:
+            sent = Message.objects.filter(author=user, direction=Message.Direction.OUTBOUND, is_internal_note=False)
+            return Q(pk__in=sent.values("communication_id"))
+        case Folder.CARE_TEAM_DIRECTED:
+            return Q(patient_id__in=_care_team_patient_ids(user))
+        case Folder.CARE_TEAM_UNRECOGNIZED:
+            on_my_team = Candidate.objects.filter(patient_id__in=_care_team_patient_ids(user))
+            return Q(is_unrecognized=True, pk__in=on_my_team.values("communication_id"))
+        case Folder.ALL_DIRECTED:
+            return Q(is_unrecognized=False)
+        case Folder.ALL_UNRECOGNIZED:
+            return Q(is_unrecognized=True)
+    raise FolderNotAllowed(folder)
+
+
+def search_q(term: str, *, region: str = "US") -> Q:
+    """Phone (to/from), email (to/from), patient or contact name, message text."""
+    term = term.strip()
+    if not term:
+        return Q()
+    q = (
+        Q(patient__first_name__icontains=term)
+        | Q(patient__last_name__icontains=term)
+        | Q(patient__preferred_name__icontains=term)
+        | Q(contact__first_name__icontains=term)
+        | Q(contact__last_name__icontains=term)
+        | Q(subject__icontains=term)
+        | Q(pk__in=Message.objects.filter(body_text__icontains=term).values("communication_id"))
+    )
+    parts = term.split()
+    if len(parts) == 2:  # "Jane Doe"
+        q |= Q(patient__first_name__iexact=parts[0], patient__last_name__iexact=parts[1])
+        q |= Q(contact__first_name__iexact=parts[0], contact__last_name__iexact=parts[1])
+    if "@" in term:
+        email = term.lower()
+        q |= Q(counterpart__icontains=email) | Q(inbound_address__address__icontains=email)
+    else:
+        phone = normalize_phone(term, region=region)
+        if phone:
+            q |= Q(counterpart=phone) | Q(sending_line__number=phone)
+    return q
+
+
+def normalize_phone(value: str, *, region: str = "US") -> str | None:
+    """E.164 form of a phone number as typed ("(555) 010-2030" → "+15550102030"), or None."""
+    digits = sum(ch.isdigit() for ch in value)
+    if digits < 7:
+        return None
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def folder_communications(*, user, folder: Folder, filters: FolderFilters | None = None) -> QuerySet[Communication]:
+    """Communications in ``folder`` for ``user`` with ``filters`` applied, newest first.
+
+    Raises ``FolderNotAllowed`` when the user's published role does not offer the folder's inbox.
+    """
+    filters = filters or FolderFilters()
+    if folder not in folders_for(user):
+        raise FolderNotAllowed(folder)
+    qs = communications_visible_to(user).filter(_folder_q(user, folder))
+    if filters.statuses != ALL_STATUSES:
+        qs = qs.filter(status__in=filters.statuses)
+    if filters.channels != ALL_FILTER_CHANNELS:
+        qs = qs.filter(channel__in={c for key in filters.channels for c in FILTER_CHANNELS[key]})
+    if filters.unassigned_only and folder.is_shared:
+        qs = qs.filter(assignee__isnull=True)
+    if filters.query:
+        qs = qs.filter(search_q(filters.query))
+    return qs.order_by("-last_message_at", "-id")
+
+
+def folder_counts(*, user, filters: FolderFilters | None = None) -> dict[Folder, int]:
+    return {folder: folder_communications(user=user, folder=folder, filters=filters).count() for folder in folders_for(user)}

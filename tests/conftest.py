@@ -1,0 +1,88 @@
+"""Shared test set-up: a published configuration and a few named people used by every test module.
+
+- ``nurse``: a care-team nurse (Inbox + Inbox Care Team) on ``patient``'s care team, its primary contact.
+- ``other_nurse``: same role, on nobody's care team (the "nurse off the team").
+- ``lead``: a team lead whose role holds Inbox Full Patient.
+- ``outsider``: a user whose role has no Inbox and who is on no care team.
+"""
+
+import pytest
+
+from designer.models import MenuItem, Policy
+from tests.factories import (
+    CareTeamMemberFactory,
+    ConfigVersionFactory,
+    PatientFactory,
+    RoleFactory,
+    UserFactory,
+)
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings):
+    """Production settings redirect to HTTPS and mark cookies Secure; the test client and live server speak HTTP."""
+    settings.SECURE_SSL_REDIRECT = False
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}},
+    }
+
+
+@pytest.fixture
+def published_config(db):
+    version = ConfigVersionFactory()
+    roles = {
+        "nurse": RoleFactory(
+            version=version,
+            key="care-nurse",
+            name="Care Team Nurse",
+            menu=[MenuItem.HOME, MenuItem.INBOX, MenuItem.PATIENTS],
+            policies=[Policy.INBOX_CARE_TEAM],
+        ),
+        "lead": RoleFactory(
+            version=version,
+            key="team-lead",
+            name="Team Lead",
+            menu=[MenuItem.HOME, MenuItem.INBOX, MenuItem.PATIENTS],
+            policies=[Policy.INBOX_FULL_PATIENT, Policy.EDIT_PATIENT_PROFILE],
+        ),
+        "outsider": RoleFactory(version=version, key="front-desk", name="Front Desk", menu=[MenuItem.HOME]),
+    }
+    return version, roles
+
+
+@pytest.fixture
+def patient(db):
+    return PatientFactory(first_name="Maria", last_name="Lopez")
+
+
+@pytest.fixture
+def nurse(published_config, patient):
+    user = UserFactory(username="nurse", first_name="Nora", last_name="Nurse", role="care-nurse")
+    CareTeamMemberFactory(patient=patient, user=user, is_primary_contact=True)
+    return user
+
+
+@pytest.fixture
+def other_nurse(published_config):
+    return UserFactory(username="other-nurse", first_name="Otto", last_name="Other", role="care-nurse")
+
+
+@pytest.fixture
+def lead(published_config):
+    return UserFactory(username="lead", first_name="Lena", last_name="Lead", role="team-lead")
+
+
+@pytest.fixture
+def outsider(published_config):
+    return UserFactory(username="outsider", first_name="Oscar", last_name="Outside", role="front-desk")
