@@ -187,6 +187,7 @@ USE_TZ = True
 # --- Static and uploaded files --------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     # Uploaded patient documents: never served from a public URL, only through access-checked views.

@@ -7,6 +7,7 @@
 """
 
 import pytest
+from django.test import override_settings
 
 from designer.models import MenuItem, Policy
 from tests.factories import (
@@ -18,16 +19,24 @@ from tests.factories import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    """Production settings redirect to HTTPS and mark cookies Secure; the test client and live server speak HTTP."""
-    settings.SECURE_SSL_REDIRECT = False
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+@pytest.fixture(autouse=True, scope="session")
+def _plain_http():
+    """Production settings redirect to HTTPS and mark cookies Secure; the test client and live server speak HTTP.
+
+    Session-scoped so it is in force before the (session-scoped) live server builds its middleware.
+    """
+    from django.conf import settings
+
+    with override_settings(
+        SECURE_SSL_REDIRECT=False,
+        SESSION_COOKIE_SECURE=False,
+        CSRF_COOKIE_SECURE=False,
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+    ):
+        yield
 
 
 @pytest.fixture(autouse=True)

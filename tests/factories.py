@@ -51,6 +51,7 @@ class ConfigVersionFactory(factory.django.DjangoModelFactory):
 class RoleFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Role
+        skip_postgeneration_save = True
 
     version = factory.SubFactory(ConfigVersionFactory)
     key = factory.Sequence(lambda n: f"role-{n}")

@@ -1,0 +1,48 @@
+# Care Inbox — two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install uv chromium lint dev migrate
+
+uv:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+		{ echo "Installing uv with pip…"; $(PYTHON) -m pip install --quiet --disable-pip-version-check uv; }
+
+install: uv
+	@$(UV) sync --frozen
+
+chromium:
+	@test -x /usr/bin/chromium || { \
+		echo "Installing Debian chromium for the browser tests…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Embedded default: SQLite under var/, in-memory channel layer, eager Celery. DATABASE_URL / REDIS_URL switch to
+# PostgreSQL and Redis. DEBUG defaults to on here so the demo works over plain http://127.0.0.1.
+run: install
+	@export DEBUG=$${DEBUG:-1}; \
+	$(UV) run python manage.py migrate --noinput && \
+	$(UV) run python manage.py collectstatic --noinput -v 0 && \
+	$(UV) run python manage.py seed_demo --if-empty && \
+	$(UV) run python manage.py demo_logins && \
+	echo "Care Portal: http://$(HOST):$(PORT)/" && \
+	exec $(UV) run daphne -b $(HOST) -p $(PORT) inbox_project.asgi:application
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+# The whole suite: lint, migrations in sync, unit + integration + browser tests (headless Debian Chromium).
+# pytest exits 5 when nothing ran; make treats any non-zero exit as failure.
+test: install chromium lint
+	DEBUG=1 $(UV) run python manage.py makemigrations --check --dry-run
+	$(UV) run pytest
+
+# Production-like processes (web, worker, beat, smtp) from the Procfile, against PostgreSQL and Redis.
+dev: install
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make dev needs DATABASE_URL and REDIS_URL"; exit 2; }
+	DEBUG=$${DEBUG:-1} $(UV) run python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(UV) run honcho start
