@@ -75,8 +75,35 @@ def communications_visible_to(user):
     )
     if has_policy(user, Policy.INBOX_FULL_PATIENT):
         unrecognized |= ~Q(pk__in=Candidate.objects.values("communication_id"))
-    return Communication.objects.filter((Q(is_unrecognized=False) & patient_q) | (Q(is_unrecognized=True) & unrecognized))
+    return Communication.objects.filter(
+        (Q(is_unrecognized=False) & patient_q) | (Q(is_unrecognized=True) & unrecognized)
+    )
 
 
 def can_view_communication(user, communication) -> bool:
     return communications_visible_to(user).filter(pk=communication.pk).exists()
+
+
+def users_who_can_view(patient_ids) -> Q:
+    """A ``Q`` over users: those who may see at least one of ``patient_ids`` — the same rule, read the other way.
+
+    Used for assignee lists and for routing real-time events; it must agree with ``patients_visible_to``.
+    """
+    from designer.selectors import role_keys_with_policy
+
+    patient_ids = list(patient_ids)
+    if not patient_ids:
+        return NOBODY
+    full_roles = role_keys_with_policy(Policy.INBOX_FULL_PATIENT)
+    patient_regions = list(
+        Patient.objects.filter(pk__in=patient_ids, region__isnull=False).values_list("region_id", flat=True)
+    )
+    return (
+        Q(pk__in=CareTeamMember.objects.filter(patient_id__in=patient_ids).values("user_id"))
+        | Q(
+            pk__in=PatientUserObjectPermission.objects.filter(
+                content_object_id__in=patient_ids, permission__codename=VIEW_PATIENT
+            ).values("user_id")
+        )
+        | (Q(role__in=full_roles) & (Q(regions__isnull=True) | Q(regions__in=patient_regions)))
+    )

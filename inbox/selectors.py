@@ -18,7 +18,11 @@ from .folders import FOLDERS_BY_INBOX, Folder, InboxKind
 from .models import Channel, Communication, Message
 
 ALL_STATUSES = frozenset(Communication.Status.values)
-FILTER_CHANNELS = {"sms": {Channel.SMS}, "email": {Channel.EMAIL, Channel.SECURE_EMAIL}, "chat": {Channel.CHAT}}
+FILTER_CHANNELS = {
+    "sms": {Channel.SMS},
+    "email": {Channel.EMAIL, Channel.SECURE_EMAIL},
+    "chat": {Channel.CHAT},
+}
 ALL_FILTER_CHANNELS = frozenset(FILTER_CHANNELS)
 
 
@@ -68,7 +72,9 @@ def _folder_q(user, folder: Folder) -> Q:
         case Folder.MY_UNRECOGNIZED:
             return Q(assignee=user, is_unrecognized=True)
         case Folder.SENT:
-            sent = Message.objects.filter(author=user, direction=Message.Direction.OUTBOUND, is_internal_note=False)
+            sent = Message.objects.filter(
+                author=user, direction=Message.Direction.OUTBOUND, is_internal_note=False
+            )
             return Q(pk__in=sent.values("communication_id"))
         case Folder.CARE_TEAM_DIRECTED:
             return Q(patient_id__in=_care_team_patient_ids(user))
@@ -124,7 +130,9 @@ def normalize_phone(value: str, *, region: str = "US") -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def folder_communications(*, user, folder: Folder, filters: FolderFilters | None = None) -> QuerySet[Communication]:
+def folder_communications(
+    *, user, folder: Folder, filters: FolderFilters | None = None
+) -> QuerySet[Communication]:
     """Communications in ``folder`` for ``user`` with ``filters`` applied, newest first.
 
     Raises ``FolderNotAllowed`` when the user's published role does not offer the folder's inbox.
@@ -145,4 +153,52 @@ def folder_communications(*, user, folder: Folder, filters: FolderFilters | None
 
 
 def folder_counts(*, user, filters: FolderFilters | None = None) -> dict[Folder, int]:
-    return {folder: folder_communications(user=user, folder=folder, filters=filters).count() for folder in folders_for(user)}
+    return {
+        folder: folder_communications(user=user, folder=folder, filters=filters).count()
+        for folder in folders_for(user)
+    }
+
+
+def communication_for(*, user, pk) -> Communication:
+    """One communication the user may see, with what its header needs; ``Communication.DoesNotExist`` otherwise
+    (views turn it into 404 — an id the user may not see looks exactly like one that does not exist)."""
+    return (
+        communications_visible_to(user)
+        .select_related("patient", "contact", "sending_line", "inbound_address", "assignee")
+        .get(pk=pk)
+    )
+
+
+def conversation_messages(communication: Communication) -> QuerySet[Message]:
+    """Messages oldest first, with their authors and attachments, in a constant number of queries."""
+    return (
+        communication.messages.select_related("author")
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
+    )
+
+
+def inbox_users():
+    """Active users whose published role menu holds Inbox."""
+    from adminportal.models import User
+    from designer.models import ConfigVersion, MenuItem, Role
+
+    keys = Role.objects.filter(
+        version__status=ConfigVersion.Status.PUBLISHED, is_active=True, menu_items__item=MenuItem.INBOX
+    ).values("key")
+    return User.objects.filter(is_active=True, role__in=keys)
+
+
+def assignee_candidates(communication: Communication):
+    """The assignee list holds only active Inbox users with access to the patient; for an Unrecognized
+    communication, users who can see at least one candidate, or every Inbox user when there is none."""
+    from careportal.access import users_who_can_view
+
+    users = inbox_users()
+    if communication.patient_id:
+        users = users.filter(users_who_can_view([communication.patient_id]))
+    else:
+        candidates = list(communication.candidate_patients.values_list("pk", flat=True))
+        if candidates:
+            users = users.filter(users_who_can_view(candidates))
+    return users.distinct().order_by("first_name", "last_name", "username")

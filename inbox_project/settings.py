@@ -244,3 +244,6 @@ LOGGING = {
 
 # --- Product settings ------------------------------------------------------------------------------------
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "care-inbox-demo")
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+CARE_TEAM_NAME = os.environ.get("CARE_TEAM_NAME", "your care team")
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "inbox.delivery.ConsoleSmsBackend")

@@ -1,0 +1,51 @@
+"""Real-time hints published after commit. The database is the truth; an event only says "this changed".
+
+Groups are keyed by communication, patient and user; consumers join only groups the access rule allows.
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def group_for_communication(communication_id: int) -> str:
+    return f"communication.{communication_id}"
+
+
+def group_for_patient(patient_id: int) -> str:
+    return f"patient.{patient_id}"
+
+
+def group_for_user(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+UNRECOGNIZED_GROUP = "inbox.unrecognized"
+
+
+def _send(groups: list[str], event: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in groups:
+        try:
+            async_to_sync(layer.group_send)(group, event)
+        except Exception:  # a hint that cannot be delivered must never break the change it follows
+            logger.exception(
+                "could not publish real-time event", extra={"group": group, "event": event["type"]}
+            )
+
+
+def publish_communication_changed(communication, *, kind: str, user_ids: tuple[int, ...] = ()) -> None:
+    """Register, for after commit, a ``communication.changed`` event (kind: message, status, assignment, link…)."""
+    groups = [group_for_communication(communication.pk)]
+    groups.append(
+        group_for_patient(communication.patient_id) if communication.patient_id else UNRECOGNIZED_GROUP
+    )
+    groups.extend(group_for_user(uid) for uid in user_ids if uid)
+    event = {"type": "communication.changed", "communication_id": communication.pk, "kind": kind}
+    transaction.on_commit(lambda: _send(groups, event))
