@@ -1,12 +1,11 @@
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from .views import shell
 
 app_name = "careportal"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("inbox/", views.inbox, name="inbox"),
-    path("inbox/<slug:inbox>/<slug:folder>/", views.inbox_folder, name="inbox_folder"),
-    path("patients/", views.patient_list, name="patients"),
+    path("", shell.home, name="home"),
+    path("inbox/", include("careportal.urls_inbox")),
+    path("patients/", include("careportal.urls_patients")),
 ]

@@ -202,3 +202,40 @@ def assignee_candidates(communication: Communication):
         if candidates:
             users = users.filter(users_who_can_view(candidates))
     return users.distinct().order_by("first_name", "last_name", "username")
+
+
+@dataclass(frozen=True)
+class FolderPage:
+    rows: list
+    next_cursor: str | None
+
+
+PAGE_SIZE = 50
+
+
+def encode_cursor(communication: Communication) -> str:
+    return f"{communication.last_message_at.timestamp():.6f}_{communication.pk}"
+
+
+def decode_cursor(cursor: str):
+    """(last_message_at, id) from a cursor, or ``ValueError`` for a malformed one."""
+    import datetime as dt
+
+    stamp, _, pk = cursor.partition("_")
+    return dt.datetime.fromtimestamp(float(stamp), tz=dt.UTC), int(pk)
+
+
+def folder_page(
+    *, user, folder: Folder, filters: FolderFilters | None = None, cursor: str = "", limit: int = PAGE_SIZE
+) -> FolderPage:
+    """One page of a folder by keyset pagination (newest first): never loads a whole folder, and the cost of a page
+    does not grow with its depth. ``cursor`` is the ``next_cursor`` of the previous page."""
+    qs = folder_communications(user=user, folder=folder, filters=filters).select_related(
+        "patient", "contact", "sending_line", "assignee"
+    )
+    if cursor:
+        at, pk = decode_cursor(cursor)
+        qs = qs.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, pk__lt=pk))
+    rows = list(qs[: limit + 1])
+    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return FolderPage(rows=rows[:limit], next_cursor=next_cursor)

@@ -313,3 +313,29 @@ def test_start_email_to_an_address_not_on_file_is_refused(nurse, patient):
             content=ReplyContent(body="Hi"),
         )
     assert not Communication.objects.exists()
+
+
+def test_folder_pages_walk_the_whole_folder_once_newest_first(nurse, patient):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from inbox.folders import Folder
+    from inbox.selectors import decode_cursor, folder_page
+
+    base = timezone.now()
+    made = [
+        CommunicationFactory(patient=patient, assignee=nurse, last_message_at=base - dt.timedelta(minutes=i // 2))
+        for i in range(7)
+    ]  # pairs share a timestamp: the id breaks the tie
+    seen, cursor = [], ""
+    while True:
+        page = folder_page(user=nurse, folder=Folder.ASSIGNED_TO_ME, cursor=cursor, limit=3)
+        seen.extend(c.pk for c in page.rows)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    expected = [c.pk for c in sorted(made, key=lambda c: (c.last_message_at, c.pk), reverse=True)]
+    assert seen == expected
+    with pytest.raises(ValueError):
+        decode_cursor("not-a-cursor")

@@ -13,7 +13,7 @@ from designer.selectors import role_access
 from inbox.folders import Folder
 from inbox.selectors import FolderFilters, folder_communications, folder_counts, folders_for
 
-from .access import patients_visible_to
+from ..access import patients_visible_to
 
 
 def _require_menu(user, item: MenuItem) -> None:

@@ -1,0 +1,1 @@
+"""Care Portal views, one module per area: ``shell`` (home), ``inbox``, ``patients``."""
