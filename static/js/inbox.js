@@ -1,0 +1,2 @@
+// Inbox page behaviour (keyboard shortcuts, reply box tools). No inline scripts anywhere.
+"use strict";

@@ -1,0 +1,2 @@
+// Patient pages behaviour (copy email).
+"use strict";
