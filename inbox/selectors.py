@@ -4,13 +4,16 @@ The page, the count badges, the WebSocket refresh and the API all call ``folder_
 can never disagree.
 """
 
+import re
 from dataclasses import dataclass, field
 
 import phonenumbers
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from careportal.access import communications_visible_to
-from careportal.models import CareTeamMember
+from careportal.models import CareTeamMember, Contact, Patient
 from designer.selectors import role_access
 
 from .errors import FolderNotAllowed
@@ -88,24 +91,46 @@ def _folder_q(user, folder: Folder) -> Q:
     raise FolderNotAllowed(folder)
 
 
+def message_text_matches(term: str) -> QuerySet[Message]:
+    """Messages whose text matches ``term``: full-text (every word, the last as a prefix) on PostgreSQL, served by
+    the GIN index of migration inbox/0003; a case-insensitive substring on SQLite."""
+    if connection.vendor != "postgresql":
+        return Message.objects.filter(body_text__icontains=term)
+    words = re.findall(r"\w+", term.lower())
+    if not words:
+        return Message.objects.none()
+    tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
+    matches = RawSQL(
+        "to_tsvector('simple', body_text) @@ to_tsquery('simple', %s)", [tsquery], output_field=BooleanField()
+    )
+    return Message.objects.filter(matches)
+
+
+def _name_q(term: str) -> Q:
+    q = Q(first_name__icontains=term) | Q(last_name__icontains=term)
+    parts = term.split()
+    if len(parts) == 2:  # "Jane Doe"
+        q |= Q(first_name__iexact=parts[0], last_name__iexact=parts[1])
+    return q
+
+
 def search_q(term: str, *, region: str = "US") -> Q:
-    """Phone (to/from), email (to/from), patient or contact name, message text."""
+    """Search: phone (to/from), email (to/from), patient or contact name, message text.
+
+    Each kind is resolved to an indexed sub-select (trigram indexes on names and addresses, full-text on message
+    text on PostgreSQL) and the communication matches when any of them does.
+    """
     term = term.strip()
     if not term:
         return Q()
+    patients = Patient.objects.filter(_name_q(term) | Q(preferred_name__icontains=term)).values("pk")
+    contacts = Contact.objects.filter(_name_q(term)).values("pk")
     q = (
-        Q(patient__first_name__icontains=term)
-        | Q(patient__last_name__icontains=term)
-        | Q(patient__preferred_name__icontains=term)
-        | Q(contact__first_name__icontains=term)
-        | Q(contact__last_name__icontains=term)
+        Q(patient_id__in=patients)
+        | Q(contact_id__in=contacts)
         | Q(subject__icontains=term)
-        | Q(pk__in=Message.objects.filter(body_text__icontains=term).values("communication_id"))
+        | Q(pk__in=message_text_matches(term).values("communication_id"))
     )
-    parts = term.split()
-    if len(parts) == 2:  # "Jane Doe"
-        q |= Q(patient__first_name__iexact=parts[0], patient__last_name__iexact=parts[1])
-        q |= Q(contact__first_name__iexact=parts[0], contact__last_name__iexact=parts[1])
     if "@" in term:
         email = term.lower()
         q |= Q(counterpart__icontains=email) | Q(inbound_address__address__icontains=email)
