@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install uv chromium lint dev migrate
+.PHONY: run test install uv chromium lint dev migrate bench
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -46,3 +46,7 @@ dev: install
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make dev needs DATABASE_URL and REDIS_URL"; exit 2; }
 	DEBUG=$${DEBUG:-1} $(UV) run python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(UV) run honcho start
+
+# Inbox benchmark on PostgreSQL (10k and 1M communications by default; BENCH_SIZES=10000,100000 for a quick run).
+bench: install
+	$(UV) run python tests/benchmarks/bench_inbox.py
