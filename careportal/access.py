@@ -33,12 +33,13 @@ def _patient_q(user, prefix: str) -> Q | None:
             ).values("content_object_id")
         }
     )
+    on_team = Q(**{f"{prefix}pk__in": CareTeamMember.objects.filter(user=user).values("patient_id")})
     if has_policy(user, Policy.INBOX_FULL_PATIENT):
         region_ids = list(user.regions.values_list("pk", flat=True))
         if not region_ids:
             return None
-        return Q(**{f"{prefix}region_id__in": region_ids}) | granted
-    on_team = Q(**{f"{prefix}pk__in": CareTeamMember.objects.filter(user=user).values("patient_id")})
+        # Regions narrow Full Patient only; the care team and explicit grants still count on their own.
+        return Q(**{f"{prefix}region_id__in": region_ids}) | on_team | granted
     return on_team | granted
 
 

@@ -123,7 +123,11 @@ def search_q(term: str, *, region: str = "US") -> Q:
     term = term.strip()
     if not term:
         return Q()
-    patients = Patient.objects.filter(_name_q(term) | Q(preferred_name__icontains=term)).values("pk")
+    patient_names = _name_q(term) | Q(preferred_name__icontains=term)
+    parts = term.split()
+    if len(parts) == 2:  # the name as lists show it: "Liz Taylor" (preferred + last name)
+        patient_names |= Q(preferred_name__iexact=parts[0], last_name__iexact=parts[1])
+    patients = Patient.objects.filter(patient_names).values("pk")
     contacts = Contact.objects.filter(_name_q(term)).values("pk")
     q = (
         Q(patient_id__in=patients)

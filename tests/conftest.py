@@ -20,6 +20,13 @@ from tests.factories import (
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """Real hashers are slow on purpose; tests create many users."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _plain_http():
     """Production settings redirect to HTTPS and mark cookies Secure; the test client and live server speak HTTP.
 

@@ -5,10 +5,20 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
-from adminportal.models import Region, User
+from adminportal.models import FeatureSetting, Region, User
 from careportal.models import CareTeamMember, Contact, Document, Encounter, Patient, PatientContactMethod
 from designer.models import ConfigVersion, MessageTemplate, PolicyGrant, Role, RoleMenuItem
-from inbox.models import Channel, Communication, InboundAddress, Message, SendingLine
+from inbox.models import (
+    Attachment,
+    AuditEvent,
+    Channel,
+    Communication,
+    InboundAddress,
+    Message,
+    Notification,
+    RawInbound,
+    SendingLine,
+)
 
 
 class RegionFactory(factory.django.DjangoModelFactory):
@@ -182,3 +192,81 @@ class MessageFactory(factory.django.DjangoModelFactory):
     direction = Message.Direction.INBOUND
     body_text = "Hi, I have a question about my medication."
     delivery_status = Message.DeliveryStatus.RECEIVED
+
+
+class FeatureSettingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FeatureSetting
+        django_get_or_create = ("key",)
+
+    key = FeatureSetting.Key.INBOX_NOTIFICATIONS
+    is_enabled = True
+
+
+class DraftConfigVersionFactory(ConfigVersionFactory):
+    status = ConfigVersion.Status.DRAFT
+    published_at = None
+
+
+class RoleMenuItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RoleMenuItem
+
+    role = factory.SubFactory(RoleFactory)
+    item = "inbox"
+
+
+class PolicyGrantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PolicyGrant
+
+    role = factory.SubFactory(RoleFactory)
+    policy = "inbox_care_team"
+
+
+class AttachmentFactory(factory.django.DjangoModelFactory):
+    """An attachment that is a patient document (the other kind carries an uploaded ``file`` instead)."""
+
+    class Meta:
+        model = Attachment
+
+    message = factory.SubFactory(MessageFactory)
+    document = factory.SubFactory(
+        DocumentFactory, patient=factory.SelfAttribute("..message.communication.patient")
+    )
+    filename = factory.LazyAttribute(lambda o: o.document.name if o.document else "upload.pdf")
+    content_type = "application/pdf"
+    size = 18
+
+
+class RawInboundFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RawInbound
+
+    source = RawInbound.Source.TWILIO_SMS
+    provider_id = factory.Sequence(lambda n: f"SM{n:032d}")
+    payload = factory.LazyAttribute(
+        lambda o: {"MessageSid": o.provider_id, "From": "+15550102030", "Body": "Hi"}
+    )
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Notification
+
+    user = factory.SubFactory(UserFactory)
+    kind = Notification.Kind.INBOUND
+    communication = factory.SubFactory(CommunicationFactory)
+    text = "New message"
+
+
+class AuditEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AuditEvent
+
+    actor = factory.SubFactory(UserFactory)
+    actor_label = factory.LazyAttribute(lambda o: o.actor.full_name if o.actor else "system")
+    action = AuditEvent.Action.COMMUNICATION_VIEWED
+    communication = factory.SubFactory(CommunicationFactory)
+    patient = factory.LazyAttribute(lambda o: o.communication.patient if o.communication else None)
+    ip = "127.0.0.1"

@@ -1,0 +1,419 @@
+"""Folder semantics (DESIGN.md: Inboxes and folders) through ``folder_communications`` / ``folders_for`` /
+``folder_counts``: which communications each named person finds in each folder, with filters and search."""
+
+import pytest
+
+from adminportal.models import User
+from inbox.errors import FolderNotAllowed
+from inbox.folders import FOLDERS_BY_INBOX, Folder, InboxKind
+from inbox.models import Channel, Communication, Message
+from inbox.selectors import FolderFilters, folder_communications, folder_counts, folders_for
+from tests.factories import (
+    CareTeamMemberFactory,
+    CommunicationFactory,
+    ContactFactory,
+    MessageFactory,
+    PatientFactory,
+    RegionFactory,
+    SendingLineFactory,
+    UnrecognizedCommunicationFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+MY = FOLDERS_BY_INBOX[InboxKind.MY]
+CARE_TEAM = FOLDERS_BY_INBOX[InboxKind.CARE_TEAM]
+ALL_PATIENTS = FOLDERS_BY_INBOX[InboxKind.ALL_PATIENTS]
+SHARED = CARE_TEAM + ALL_PATIENTS
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def in_folder(user, folder, **filters) -> list[Communication]:
+    return list(folder_communications(user=user, folder=folder, filters=FolderFilters(**filters)))
+
+
+@pytest.fixture
+def stranger(db):
+    """A patient nobody in the named cast is on the care team of."""
+    return PatientFactory(first_name="Sam", last_name="Stranger")
+
+
+# --- Which folders ---------------------------------------------------------------------------------------
+
+
+def test_care_team_nurse_has_my_inbox_and_care_team_inbox(nurse, other_nurse):
+    assert folders_for(nurse) == MY + CARE_TEAM
+    assert folders_for(other_nurse) == MY + CARE_TEAM
+
+
+def test_lead_with_full_patient_has_every_inbox(lead):
+    assert folders_for(lead) == MY + CARE_TEAM + ALL_PATIENTS
+
+
+def test_outsider_without_inbox_in_their_menu_has_no_folders(outsider):
+    assert folders_for(outsider) == []
+    assert folder_counts(user=outsider) == {}
+    for folder in Folder:
+        with pytest.raises(FolderNotAllowed):
+            folder_communications(user=outsider, folder=folder)
+
+
+def test_all_patients_folders_are_refused_to_a_care_team_nurse(nurse):
+    for folder in ALL_PATIENTS:
+        with pytest.raises(FolderNotAllowed):
+            folder_communications(user=nurse, folder=folder)
+
+
+def test_user_without_a_role_has_no_folders(patient):
+    user = UserFactory(role="")
+    CareTeamMemberFactory(patient=patient, user=user)
+
+    assert folders_for(user) == []
+
+
+# --- My Inbox -------------------------------------------------------------------------------------------------
+
+
+def test_assigned_to_me_holds_what_is_assigned_to_me(nurse, other_nurse, patient):
+    mine = CommunicationFactory(patient=patient, assignee=nurse)
+    mine_unrecognized = UnrecognizedCommunicationFactory(assignee=nurse)
+    CommunicationFactory(patient=patient, assignee=other_nurse)
+    CommunicationFactory(patient=patient)
+
+    assert set(in_folder(nurse, Folder.ASSIGNED_TO_ME)) == {mine, mine_unrecognized}
+
+
+def test_assigned_to_me_never_shows_a_patient_i_may_not_see(other_nurse, stranger):
+    CommunicationFactory(patient=stranger, assignee=other_nurse)
+
+    assert in_folder(other_nurse, Folder.ASSIGNED_TO_ME) == []
+
+
+def test_primary_contact_holds_my_primary_patients_communications_whoever_is_assigned(
+    nurse, other_nurse, patient
+):
+    assigned_elsewhere = CommunicationFactory(patient=patient, assignee=other_nurse)
+    unassigned = CommunicationFactory(patient=patient)
+    not_primary = PatientFactory()
+    CareTeamMemberFactory(patient=not_primary, user=nurse, is_primary_contact=False)
+    CommunicationFactory(patient=not_primary)
+
+    assert set(in_folder(nurse, Folder.PRIMARY_CONTACT)) == {assigned_elsewhere, unassigned}
+    assert in_folder(other_nurse, Folder.PRIMARY_CONTACT) == []
+
+
+def test_my_unrecognized_holds_unlinked_communications_assigned_to_me(nurse, other_nurse, patient):
+    mine = UnrecognizedCommunicationFactory(assignee=nurse)
+    UnrecognizedCommunicationFactory(assignee=other_nurse)
+    UnrecognizedCommunicationFactory()
+    CommunicationFactory(patient=patient, assignee=nurse)
+
+    assert in_folder(nurse, Folder.MY_UNRECOGNIZED) == [mine]
+
+
+def test_sent_holds_communications_in_which_i_sent_a_message(nurse, other_nurse, patient):
+    replied = CommunicationFactory(patient=patient)
+    MessageFactory(communication=replied)
+    MessageFactory(
+        communication=replied, direction=Message.Direction.OUTBOUND, author=nurse, delivery_status="sent"
+    )
+    noted = CommunicationFactory(patient=patient)
+    MessageFactory(
+        communication=noted, direction=Message.Direction.OUTBOUND, author=nurse, is_internal_note=True
+    )
+    someone_elses = CommunicationFactory(patient=patient)
+    MessageFactory(communication=someone_elses, direction=Message.Direction.OUTBOUND, author=other_nurse)
+    CommunicationFactory(patient=patient, assignee=nurse)
+
+    assert in_folder(nurse, Folder.SENT) == [replied]
+
+
+def test_sent_shows_a_communication_once_however_many_messages_i_sent(nurse, patient):
+    communication = CommunicationFactory(patient=patient)
+    MessageFactory.create_batch(
+        3, communication=communication, direction=Message.Direction.OUTBOUND, author=nurse
+    )
+
+    assert in_folder(nurse, Folder.SENT) == [communication]
+    assert folder_counts(user=nurse)[Folder.SENT] == 1
+
+
+# --- Care Team Inbox -----------------------------------------------------------------------------------------------
+
+
+def test_care_team_directed_holds_communications_of_my_care_teams_patients(
+    nurse, other_nurse, patient, stranger
+):
+    on_team = CommunicationFactory(patient=patient, assignee=other_nurse)
+    CommunicationFactory(patient=stranger)
+    UnrecognizedCommunicationFactory(assignee=nurse)
+
+    assert in_folder(nurse, Folder.CARE_TEAM_DIRECTED) == [on_team]
+    assert in_folder(other_nurse, Folder.CARE_TEAM_DIRECTED) == []
+
+
+def test_joining_a_care_team_brings_its_patients_communications_into_care_team_directed(other_nurse, patient):
+    communication = CommunicationFactory(patient=patient)
+    CareTeamMemberFactory(patient=patient, user=other_nurse)
+
+    assert in_folder(other_nurse, Folder.CARE_TEAM_DIRECTED) == [communication]
+    assert in_folder(other_nurse, Folder.PRIMARY_CONTACT) == []
+
+
+def test_care_team_unrecognized_holds_unlinked_ones_with_a_candidate_on_my_team(
+    nurse, other_nurse, patient, stranger
+):
+    my_candidate = UnrecognizedCommunicationFactory()
+    my_candidate.candidate_patients.add(patient, stranger)
+    other_candidate = UnrecognizedCommunicationFactory()
+    other_candidate.candidate_patients.add(stranger)
+    UnrecognizedCommunicationFactory()
+
+    assert in_folder(nurse, Folder.CARE_TEAM_UNRECOGNIZED) == [my_candidate]
+    assert in_folder(other_nurse, Folder.CARE_TEAM_UNRECOGNIZED) == []
+
+
+def test_care_team_unrecognized_leaves_out_communications_already_linked(nurse, patient):
+    linked = CommunicationFactory(patient=patient)
+    linked.candidate_patients.add(patient)  # candidates kept from before it was linked
+
+    assert in_folder(nurse, Folder.CARE_TEAM_UNRECOGNIZED) == []
+    assert in_folder(nurse, Folder.CARE_TEAM_DIRECTED) == [linked]
+
+
+# --- All Patients Inbox ----------------------------------------------------------------------------------------------
+
+
+def test_all_patients_directed_holds_every_linked_communication_for_the_lead(lead, patient, stranger):
+    first = CommunicationFactory(patient=patient)
+    second = CommunicationFactory(patient=stranger)
+    UnrecognizedCommunicationFactory()
+
+    assert set(in_folder(lead, Folder.ALL_DIRECTED)) == {first, second}
+
+
+def test_all_patients_unrecognized_holds_every_unlinked_communication_for_the_lead(lead, patient):
+    with_candidate = UnrecognizedCommunicationFactory()
+    with_candidate.candidate_patients.add(patient)
+    without_candidate = UnrecognizedCommunicationFactory()
+    CommunicationFactory(patient=patient)
+
+    assert set(in_folder(lead, Folder.ALL_UNRECOGNIZED)) == {with_candidate, without_candidate}
+
+
+def test_all_patients_folders_respect_the_leads_regions(lead, patient):
+    east, west = RegionFactory(code="east"), RegionFactory(code="west")
+    lead.regions.add(east)
+    eastern = CommunicationFactory(patient=PatientFactory(region=east))
+    CommunicationFactory(patient=PatientFactory(region=west))
+    lead = User.objects.get(pk=lead.pk)  # as a new request loads it
+
+    assert in_folder(lead, Folder.ALL_DIRECTED) == [eastern]
+
+
+# --- Filters ------------------------------------------------------------------------------------------------
+
+
+def test_status_filter_defaults_to_open_and_closed(nurse, patient):
+    open_one = CommunicationFactory(patient=patient, status=Communication.Status.OPEN)
+    closed_one = CommunicationFactory(patient=patient, status=Communication.Status.CLOSED)
+
+    assert set(in_folder(nurse, Folder.PRIMARY_CONTACT)) == {open_one, closed_one}
+    assert in_folder(nurse, Folder.PRIMARY_CONTACT, statuses=frozenset({"open"})) == [open_one]
+    assert in_folder(nurse, Folder.PRIMARY_CONTACT, statuses=frozenset({"closed"})) == [closed_one]
+
+
+def test_channel_filter_email_includes_secure_email(nurse, patient):
+    by_channel = {
+        channel: CommunicationFactory(patient=patient, channel=channel) for channel in Channel.values
+    }
+
+    def channels(*keys):
+        return {c.channel for c in in_folder(nurse, Folder.CARE_TEAM_DIRECTED, channels=frozenset(keys))}
+
+    assert set(in_folder(nurse, Folder.CARE_TEAM_DIRECTED)) == set(by_channel.values())
+    assert channels("email") == {Channel.EMAIL, Channel.SECURE_EMAIL}
+    assert channels("sms") == {Channel.SMS}
+    assert channels("chat") == {Channel.CHAT}
+    assert channels("sms", "chat") == {Channel.SMS, Channel.CHAT}
+
+
+def test_status_and_channel_filters_combine(lead, patient):
+    wanted = CommunicationFactory(patient=patient, channel=Channel.SMS, status=Communication.Status.CLOSED)
+    CommunicationFactory(patient=patient, channel=Channel.SMS, status=Communication.Status.OPEN)
+    CommunicationFactory(patient=patient, channel=Channel.EMAIL, status=Communication.Status.CLOSED)
+
+    found = in_folder(lead, Folder.ALL_DIRECTED, statuses=frozenset({"closed"}), channels=frozenset({"sms"}))
+
+    assert found == [wanted]
+
+
+def test_unassigned_only_narrows_shared_folders(nurse, lead, patient):
+    assigned = CommunicationFactory(patient=patient, assignee=nurse)
+    unassigned = CommunicationFactory(patient=patient)
+    unrecognized_assigned = UnrecognizedCommunicationFactory(assignee=nurse)
+    unrecognized_assigned.candidate_patients.add(patient)
+    unrecognized_unassigned = UnrecognizedCommunicationFactory()
+    unrecognized_unassigned.candidate_patients.add(patient)
+
+    assert set(in_folder(nurse, Folder.CARE_TEAM_DIRECTED)) == {assigned, unassigned}
+    assert in_folder(nurse, Folder.CARE_TEAM_DIRECTED, unassigned_only=True) == [unassigned]
+    assert in_folder(nurse, Folder.CARE_TEAM_UNRECOGNIZED, unassigned_only=True) == [unrecognized_unassigned]
+    assert in_folder(lead, Folder.ALL_DIRECTED, unassigned_only=True) == [unassigned]
+    assert in_folder(lead, Folder.ALL_UNRECOGNIZED, unassigned_only=True) == [unrecognized_unassigned]
+
+
+def test_unassigned_only_does_not_apply_to_my_inbox(nurse, patient):
+    assigned = CommunicationFactory(patient=patient, assignee=nurse)
+
+    assert in_folder(nurse, Folder.ASSIGNED_TO_ME, unassigned_only=True) == [assigned]
+    assert in_folder(nurse, Folder.PRIMARY_CONTACT, unassigned_only=True) == [assigned]
+
+
+def test_folders_list_newest_first(nurse, patient):
+    older = CommunicationFactory(patient=patient)
+    newer = CommunicationFactory(patient=patient, last_message_at=older.last_message_at.replace(year=2100))
+
+    assert in_folder(nurse, Folder.PRIMARY_CONTACT) == [newer, older]
+
+
+# --- Counts ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy_inbox(nurse, other_nurse, lead, patient, stranger):
+    """A mix of every kind of communication, so every folder has something to count."""
+    CommunicationFactory(patient=patient, assignee=nurse, channel=Channel.SMS)
+    CommunicationFactory(patient=patient, status=Communication.Status.CLOSED, channel=Channel.SECURE_EMAIL)
+    CommunicationFactory(patient=stranger, assignee=lead, channel=Channel.CHAT)
+    UnrecognizedCommunicationFactory(assignee=nurse)
+    with_candidate = UnrecognizedCommunicationFactory(status=Communication.Status.CLOSED)
+    with_candidate.candidate_patients.add(patient)
+    UnrecognizedCommunicationFactory()
+    sent = CommunicationFactory(patient=patient)
+    MessageFactory(communication=sent, direction=Message.Direction.OUTBOUND, author=nurse)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        FolderFilters(),
+        FolderFilters(statuses=frozenset({"open"})),
+        FolderFilters(channels=frozenset({"email"})),
+        FolderFilters(unassigned_only=True),
+        FolderFilters(query="Lopez"),
+    ],
+    ids=["default", "open", "email", "unassigned", "search"],
+)
+def test_counts_equal_the_length_of_each_folder(busy_inbox, nurse, other_nurse, lead, filters):
+    for user in (nurse, other_nurse, lead):
+        counts = folder_counts(user=user, filters=filters)
+
+        assert list(counts) == folders_for(user)
+        for folder, count in counts.items():
+            assert count == len(folder_communications(user=user, folder=folder, filters=filters)), folder
+
+
+def test_counts_of_the_nurse_match_the_folder_rules(busy_inbox, nurse):
+    assert folder_counts(user=nurse) == {
+        Folder.ASSIGNED_TO_ME: 2,
+        Folder.PRIMARY_CONTACT: 3,
+        Folder.MY_UNRECOGNIZED: 1,
+        Folder.SENT: 1,
+        Folder.CARE_TEAM_DIRECTED: 3,
+        Folder.CARE_TEAM_UNRECOGNIZED: 1,
+    }
+
+
+# --- Search ------------------------------------------------------------------------------------------------------
+
+
+def test_search_by_phone_as_typed_finds_the_e164_counterpart(lead, patient):
+    texted = CommunicationFactory(patient=patient, channel=Channel.SMS, counterpart="+15550102030")
+    CommunicationFactory(patient=patient, channel=Channel.SMS, counterpart="+15550109999")
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="(555) 010-2030") == [texted]
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="555-010-2030") == [texted]
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="+1 555 010 2030") == [texted]
+
+
+def test_search_by_phone_finds_the_sending_line(lead, patient):
+    line = SendingLineFactory(number="+15550100042", label="Cardiology")
+    on_line = CommunicationFactory(
+        patient=patient, channel=Channel.SMS, sending_line=line, counterpart="+15550102030"
+    )
+    CommunicationFactory(patient=patient, channel=Channel.SMS, counterpart="+15550102031")
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="(555) 010-0042") == [on_line]
+
+
+def test_search_by_email_ignores_case(lead, patient):
+    mailed = CommunicationFactory(patient=patient, counterpart="maria.lopez@mail.example")
+    CommunicationFactory(patient=patient, counterpart="someone@mail.example")
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="Maria.Lopez@MAIL.example") == [mailed]
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="maria.lopez@mail") == [mailed]
+
+
+def test_search_by_email_finds_unrecognized_senders(lead):
+    unknown = UnrecognizedCommunicationFactory(counterpart="new.person@mail.example")
+    UnrecognizedCommunicationFactory(counterpart="other@mail.example")
+
+    assert in_folder(lead, Folder.ALL_UNRECOGNIZED, query="NEW.PERSON@mail.example") == [unknown]
+
+
+def test_search_by_patient_name(lead, patient, stranger):
+    hers = CommunicationFactory(patient=patient)
+    CommunicationFactory(patient=stranger)
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="Lopez") == [hers]
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="maria") == [hers]
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="Maria Lopez") == [hers]
+
+
+def test_search_by_the_name_the_patient_goes_by(lead, stranger):
+    """Lists show the preferred name with the last name ("Liz Taylor"); typing what is shown finds her."""
+    elizabeth = PatientFactory(first_name="Elizabeth", preferred_name="Liz", last_name="Taylor")
+    hers = CommunicationFactory(patient=elizabeth)
+    CommunicationFactory(patient=stranger)
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="Liz Taylor") == [hers]
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="Elizabeth Taylor") == [hers]
+
+
+def test_search_by_contact_name(lead, patient):
+    contact = ContactFactory(patient=patient, first_name="Carla", last_name="Caregiver")
+    from_contact = CommunicationFactory(patient=patient, contact=contact)
+    CommunicationFactory(patient=patient)
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="Caregiver") == [from_contact]
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="Carla Caregiver") == [from_contact]
+
+
+def test_search_by_message_text(lead, patient):
+    asked = CommunicationFactory(patient=patient)
+    MessageFactory(communication=asked, body_text="Could I get a refill of my inhaler please?")
+    other = CommunicationFactory(patient=patient)
+    MessageFactory(communication=other, body_text="Thanks for the appointment.")
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="inhaler") == [asked]
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="Refill") == [asked]
+
+
+def test_search_that_matches_nothing_finds_nothing(lead, patient):
+    CommunicationFactory(patient=patient)
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="zzzz-nothing") == []
+
+
+def test_search_stays_inside_the_folder_and_my_access(nurse, patient, stranger):
+    CommunicationFactory(patient=stranger, counterpart="+15550102030")
+    mine = CommunicationFactory(patient=patient, counterpart="+15550102030")
+
+    assert in_folder(nurse, Folder.CARE_TEAM_DIRECTED, query="(555) 010-2030") == [mine]
+    assert in_folder(nurse, Folder.CARE_TEAM_DIRECTED, query="Stranger") == []
