@@ -26,7 +26,7 @@ run: install
 	@export DEBUG=$${DEBUG:-1}; \
 	$(UV) run python manage.py migrate --noinput && \
 	$(UV) run python manage.py collectstatic --noinput -v 0 && \
-	$(UV) run python manage.py seed_demo --if-empty && \
+	$(UV) run python manage.py seed_demo --if-empty --no-logins && \
 	$(UV) run python manage.py demo_logins && \
 	echo "Care Portal: http://$(HOST):$(PORT)/" && \
 	exec $(UV) run daphne -b $(HOST) -p $(PORT) inbox_project.asgi:application

@@ -20,4 +20,5 @@ class Command(BaseCommand):
             return
         self.stdout.write(self.style.SUCCESS("Demo logins:"))
         for login in logins:
-            self.stdout.write(f"  {login.username:<12} {login.password:<20} {login.role}")
+            self.stdout.write(f"  {login.username:<12} / {login.password}  ({login.role})")
+        self.stdout.write("The other demo staff (maya.chen, grace.kim, …) sign in with the same password.")

@@ -3,10 +3,11 @@
 import sys
 import time
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from careportal.demo import MAX_PATIENTS, demo_logins, existing_data, seed_demo
+from careportal.demo import MAX_PATIENTS, existing_data, seed_demo
 
 MIN_PATIENTS = 5  # the showcase family and its neighbours
 
@@ -33,6 +34,11 @@ class Command(BaseCommand):
             "--if-empty",
             action="store_true",
             help="Do nothing (and succeed) when the database already holds data, instead of failing.",
+        )
+        parser.add_argument(
+            "--no-logins",
+            action="store_true",
+            help="Do not print the demo logins (make run prints them itself).",
         )
 
     def handle(self, *args, patients: int, communications: int, seed: int, if_empty: bool, **options):
@@ -62,7 +68,5 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         summary = ", ".join(f"{count:,} {kind.replace('_', ' ')}" for kind, count in counts.items())
         self.stdout.write(self.style.SUCCESS(f"Demo data created in {elapsed:.1f} s: {summary}."))
-        self.stdout.write("Demo logins:")
-        for login in demo_logins():
-            self.stdout.write(f"  {login.username:<12} / {login.password}  ({login.role})")
-        self.stdout.write("The other demo staff (maya.chen, grace.kim, …) sign in with the same password.")
+        if not options["no_logins"]:
+            call_command("demo_logins", stdout=self.stdout._out)
