@@ -45,6 +45,27 @@ class LocmemSmsBackend:
         return SmsResult(provider_id=provider_id)
 
 
+class TwilioSmsBackend:
+    """Sends through Twilio's REST API (``TWILIO_ACCOUNT_SID`` / ``TWILIO_AUTH_TOKEN``); Twilio then reports
+    delivered / undelivered / failed to ``/hooks/sms/twilio/status/`` under ``PUBLIC_BASE_URL``."""
+
+    def send(self, *, to: str, from_: str, body: str, media_urls: tuple[str, ...] = ()) -> SmsResult:
+        from twilio.rest import Client
+
+        if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN):
+            raise DeliveryError("Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN).")
+        client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
+        options = {"media_url": list(media_urls)} if media_urls else {}
+        sent = client.messages.create(
+            to=to,
+            from_=from_,
+            body=body,
+            status_callback=f"{settings.PUBLIC_BASE_URL.rstrip('/')}/hooks/sms/twilio/status/",
+            **options,
+        )
+        return SmsResult(provider_id=sent.sid)
+
+
 def sms_backend():
     return import_string(getattr(settings, "SMS_BACKEND", "inbox.delivery.ConsoleSmsBackend"))()
 

@@ -1,14 +1,17 @@
 """Celery tasks: thin, idempotent wrappers around delivery and ingestion services."""
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
-from django.db import transaction
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import events
 from .delivery import deliver
-from .models import Message
+from .models import Message, RawInbound
 
 logger = logging.getLogger(__name__)
 DONE = {Message.DeliveryStatus.SENT, Message.DeliveryStatus.DELIVERED}
@@ -45,3 +48,51 @@ def deliver_message(self, message_id: int) -> str:
             message.save(update_fields=["delivery_status", "delivery_error", "sent_at", "provider_id"])
         events.publish_communication_changed(message.communication, kind="delivery")
     return message.delivery_status
+
+
+# --- Inbound ingestion -------------------------------------------------------------------------------------
+SWEEP_BATCH = 2000  # rows re-enqueued per sweep: a backlog after an outage drains over a few sweeps
+SWEEP_MAX_FAILED_ATTEMPTS = 5  # an item that keeps failing stops being retried and waits for a fix
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=10,
+)
+def process_inbound(self, raw_id: int) -> str:
+    """Parse and file one raw inbound item; a processed item is a no-op, a bad one keeps its error on the row.
+
+    Database outages are retried with backoff; when retries run out the row stays unprocessed for the sweeper.
+    """
+    from .ingest.pipeline import process
+
+    return process(raw_id)
+
+
+@shared_task
+def sweep_unprocessed() -> int:
+    """Re-enqueue raw items left unprocessed (broker down, worker killed) once they are older than the grace
+    period: those without an error, and failed ones until they have had five attempts."""
+    from .ingest.raw import enqueue
+
+    grace = int(getattr(settings, "INBOUND_SWEEP_GRACE_SECONDS", 60))
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    pending = (
+        RawInbound.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
+        .filter(Q(error="") | Q(attempts__lt=SWEEP_MAX_FAILED_ATTEMPTS))
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    queued = 0
+    for raw_id in list(pending):
+        if not enqueue(raw_id):
+            break  # the broker is down: the next sweep tries again
+        queued += 1
+    if queued:
+        logger.info("re-enqueued unprocessed inbound items", extra={"count": queued})
+    return queued

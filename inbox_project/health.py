@@ -67,4 +67,7 @@ def readyz(request):
         else:
             results[name] = "ok"
     status = 503 if failing else 200
-    return JsonResponse({"status": "ok" if not failing else "unavailable", "failing": failing, "checks": results}, status=status)
+    return JsonResponse(
+        {"status": "ok" if not failing else "unavailable", "failing": failing, "checks": results},
+        status=status,
+    )

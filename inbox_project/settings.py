@@ -144,7 +144,9 @@ def _email_settings(url: str) -> dict:
         "smtps": "django.core.mail.backends.smtp.EmailBackend",
     }
     if parts.scheme not in backends:
-        raise ImproperlyConfigured(f"EMAIL_URL scheme must be one of {sorted(backends)}, not {parts.scheme!r}")
+        raise ImproperlyConfigured(
+            f"EMAIL_URL scheme must be one of {sorted(backends)}, not {parts.scheme!r}"
+        )
     query = parse_qs(parts.query)
     return {
         "EMAIL_BACKEND": backends[parts.scheme],
@@ -234,7 +236,9 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}
+    },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -247,3 +251,22 @@ DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "care-inbox-demo")
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 CARE_TEAM_NAME = os.environ.get("CARE_TEAM_NAME", "your care team")
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "inbox.delivery.ConsoleSmsBackend")
+
+# --- Inbound ingestion (email webhook, Twilio, SMTP receiver, sweeper) ------------------------------------
+# INBOUND_EMAIL_SECRET signs POST /hooks/email/inbound/ (header X-Inbox-Signature: sha256=<hex HMAC-SHA256 of the
+# body>); empty = the webhook answers 503. TWILIO_AUTH_TOKEN verifies X-Twilio-Signature and, with
+# TWILIO_ACCOUNT_SID, sends SMS (SMS_BACKEND=inbox.delivery.TwilioSmsBackend) and fetches MMS media.
+INBOUND_EMAIL_SECRET = os.environ.get("INBOUND_EMAIL_SECRET", "")
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+INBOUND_MAX_EMAIL_BYTES = int(os.environ.get("INBOUND_MAX_EMAIL_BYTES", 25 * 1024 * 1024))
+INBOUND_MAX_ATTACHMENT_BYTES = int(os.environ.get("INBOUND_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024))
+# Unprocessed raw items older than this are re-enqueued by the beat sweeper (every minute).
+INBOUND_SWEEP_GRACE_SECONDS = int(os.environ.get("INBOUND_SWEEP_GRACE_SECONDS", 60))
+CELERY_BEAT_SCHEDULE = {
+    "sweep-unprocessed-inbound": {
+        "task": "inbox.tasks.sweep_unprocessed",
+        "schedule": 60.0,
+        "options": {"expires": 55},  # a sweep that waited past the next one is dropped, not run twice
+    },
+}

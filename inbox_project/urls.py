@@ -11,10 +11,13 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(template_name="registration/login.html", redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            template_name="registration/login.html", redirect_authenticated_user=True
+        ),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("hooks/", include("inbox.urls")),
     path("", include("careportal.urls")),
 ]

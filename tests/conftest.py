@@ -27,6 +27,17 @@ def _fast_password_hashing():
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _eager_celery():
+    """Tasks run in-process in tests, with or without REDIS_URL, so every test is deterministic."""
+    from inbox_project.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _plain_http():
     """Production settings redirect to HTTPS and mark cookies Secure; the test client and live server speak HTTP.
 
@@ -50,7 +61,10 @@ def _plain_http():
 def _media_root(settings, tmp_path):
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}},
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
     }
 
 

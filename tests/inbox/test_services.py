@@ -325,7 +325,9 @@ def test_folder_pages_walk_the_whole_folder_once_newest_first(nurse, patient):
 
     base = timezone.now()
     made = [
-        CommunicationFactory(patient=patient, assignee=nurse, last_message_at=base - dt.timedelta(minutes=i // 2))
+        CommunicationFactory(
+            patient=patient, assignee=nurse, last_message_at=base - dt.timedelta(minutes=i // 2)
+        )
         for i in range(7)
     ]  # pairs share a timestamp: the id breaks the tie
     seen, cursor = [], ""

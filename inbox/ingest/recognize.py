@@ -1,0 +1,58 @@
+"""Recognising an inbound sender: an address or number that matches exactly one patient (or one contact of one
+patient) is linked; zero or several matches make the communication Unrecognized and the candidates are kept."""
+
+from dataclasses import dataclass
+
+from careportal.models import Contact, ContactKind, Patient, PatientContactMethod
+from inbox.selectors import normalize_phone
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """Who sent it: a patient (and maybe one of their contacts), or nobody with the candidate patient ids."""
+
+    patient: Patient | None = None
+    contact: Contact | None = None
+    candidate_ids: tuple[int, ...] = ()
+
+    @property
+    def is_recognized(self) -> bool:
+        return self.patient is not None
+
+
+def normalize_email(address: str) -> str:
+    return (address or "").strip().lower()
+
+
+def normalize_sender_phone(number: str) -> str:
+    """E.164 when the number parses; otherwise as sent (short codes, alphanumeric senders)."""
+    number = (number or "").strip()
+    return normalize_phone(number) or number
+
+
+def _recognize(kind: str, value: str, contact_field: str) -> Recognition:
+    if not value:
+        return Recognition()
+    patient_ids = set(
+        PatientContactMethod.objects.filter(kind=kind, value=value).values_list("patient_id", flat=True)
+    )
+    contacts = list(Contact.objects.filter(**{contact_field: value}).select_related("patient"))
+    all_ids = patient_ids | {c.patient_id for c in contacts}
+    if len(all_ids) != 1:
+        return Recognition(candidate_ids=tuple(sorted(all_ids)))
+    (patient_id,) = all_ids
+    if not patient_ids and len(contacts) == 1:
+        return Recognition(patient=contacts[0].patient, contact=contacts[0])
+    # The patient's own address, or several of one patient's contacts share it: the patient is known, the
+    # contact is not, so the communication links to the patient.
+    return Recognition(patient=Patient.objects.get(pk=patient_id))
+
+
+def recognize_email(address: str) -> Recognition:
+    """Emails are compared lower-case against contact methods and contacts' emails."""
+    return _recognize(ContactKind.EMAIL, normalize_email(address), "email")
+
+
+def recognize_phone(number: str) -> Recognition:
+    """Numbers are compared in E.164 against contact methods and contacts' phones."""
+    return _recognize(ContactKind.PHONE, normalize_sender_phone(number), "phone")

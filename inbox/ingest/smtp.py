@@ -1,0 +1,126 @@
+"""The inbound SMTP receiver's handler (aiosmtpd): accepts mail only for active inbound addresses, enforces the
+size limit, and answers ``250`` only after the raw message is stored (``451`` when it cannot be)."""
+
+import asyncio
+import logging
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from inbox.models import InboundAddress, RawInbound
+
+from .raw import email_provider_id, store_raw
+from .recognize import normalize_email
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED = "250 Message accepted"
+UNKNOWN_MAILBOX = "550 5.1.1 mailbox unavailable"
+TOO_BIG = "552 5.3.4 message too big"
+TRY_LATER = "451 4.3.0 temporary failure, try again later"
+DEFAULT_MAX_BYTES = 25 * 1024 * 1024
+
+
+def _is_inbound_address(address: str) -> bool:
+    close_old_connections()  # a long-running process: drop connections the database has closed
+    return InboundAddress.objects.filter(address=normalize_email(address), is_active=True).exists()
+
+
+def _store(content: bytes, envelope: dict) -> RawInbound:
+    close_old_connections()
+    row, _ = store_raw(
+        source=RawInbound.Source.SMTP, provider_id=email_provider_id(content), raw=content, envelope=envelope
+    )
+    return row
+
+
+class InboundHandler:
+    """aiosmtpd handler. Its hooks are async; the ORM is sync, so every database call goes through
+    ``sync_to_async`` (one worker thread, the thread-sensitive default)."""
+
+    def __init__(self, *, max_bytes: int):
+        self.max_bytes = max_bytes
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        # Advertise our limit rather than the transport's (which is set a little higher so we can answer 552
+        # with our own message).
+        return [f"250-SIZE {self.max_bytes}" if r.startswith("250-SIZE") else r for r in responses]
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        for option in mail_options:
+            name, _, value = option.partition("=")
+            if name.upper() == "SIZE" and value.isdigit() and int(value) > self.max_bytes:
+                return TOO_BIG
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        try:
+            accepted = await sync_to_async(_is_inbound_address)(address)
+        except Exception:
+            logger.exception("could not check an SMTP recipient", extra={"rcpt": address})
+            return TRY_LATER
+        if not accepted:
+            return UNKNOWN_MAILBOX
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        content = envelope.original_content or b""
+        if len(content) > self.max_bytes:
+            return TOO_BIG
+        peer = session.peer
+        meta = {
+            "mail_from": envelope.mail_from or "",
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "peer": list(peer) if isinstance(peer, tuple) else str(peer or ""),
+            "helo": session.host_name or "",
+        }
+        try:
+            row = await sync_to_async(_store)(content, meta)
+        except Exception:
+            logger.exception("could not store an inbound email; asked the sender to retry")
+            return TRY_LATER
+        logger.info("email received", extra={"raw_id": row.pk, "bytes": len(content)})
+        return ACCEPTED
+
+
+class TolerantSMTP(SMTP):
+    # RFC 5321 caps lines at 1000 octets, but real mailers send longer HTML lines; refusing them (500) would turn
+    # a patient's email into a bounce. The message size limit still bounds memory.
+    line_length_limit = 256 * 1024
+
+
+class InboundController(Controller):
+    def factory(self):
+        return TolerantSMTP(self.handler, **self.SMTP_kwargs)
+
+    def stop(self, no_assert: bool = False):
+        # Close the database connection of the thread that ran the handler's ORM calls before the loop goes.
+        if self._thread is not None and self.loop.is_running():
+            closing = asyncio.run_coroutine_threadsafe(sync_to_async(connections.close_all)(), self.loop)
+            try:
+                closing.result(timeout=5)
+            except Exception:
+                logger.warning("could not close the SMTP receiver's database connection", exc_info=True)
+        super().stop(no_assert=no_assert)
+
+
+def build_controller(*, host: str, port: int, max_bytes: int | None = None) -> Controller:
+    """An aiosmtpd controller (its own thread and event loop) serving ``InboundHandler``."""
+    max_bytes = max_bytes or int(getattr(settings, "INBOUND_MAX_EMAIL_BYTES", DEFAULT_MAX_BYTES))
+    return InboundController(
+        InboundHandler(max_bytes=max_bytes),
+        hostname=host,
+        port=port,
+        # The transport's own ceiling (it stops buffering beyond it); ours is checked in handle_MAIL/DATA.
+        data_size_limit=max_bytes + max(max_bytes // 10, 64 * 1024),
+        enable_SMTPUTF8=True,
+        server_hostname="care-inbox",
+    )
