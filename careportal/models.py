@@ -82,7 +82,9 @@ class PatientContactMethod(models.Model):
     class Meta:
         ordering = ["-is_primary", "kind", "value"]
         constraints = [
-            models.UniqueConstraint(fields=["patient", "kind", "value"], name="contact_method_once_per_patient")
+            models.UniqueConstraint(
+                fields=["patient", "kind", "value"], name="contact_method_once_per_patient"
+            )
         ]
         indexes = [models.Index(fields=["kind", "value"], name="contact_method_lookup_idx")]
 
@@ -166,7 +168,11 @@ class Encounter(models.Model):
     class Meta:
         ordering = ["-starts_at"]
         indexes = [models.Index(fields=["patient", "starts_at"], name="encounter_patient_time_idx")]
-        constraints = [models.CheckConstraint(condition=Q(ends_at__gte=models.F("starts_at")), name="encounter_ends_after_start")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gte=models.F("starts_at")), name="encounter_ends_after_start"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.starts_at:%Y-%m-%d})"

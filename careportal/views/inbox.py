@@ -1,0 +1,663 @@
+"""The Inbox page of the Care Portal (DESIGN.md: Inboxes and folders, Status, Recognition and linking, Reply box).
+
+Every piece of the screen is a partial on its own URL — folder navigation with counts, the list, its rows, one row,
+the conversation, its header, its messages — so HTMX requests get the partial, normal requests the whole page
+(every URL works on reload and as a deep link), and the real-time push can reuse the same partials. Views are thin:
+parse input (``careportal.forms``), call one selector or service, render.
+"""
+
+import dataclasses
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from designer.placeholders import fill
+from designer.selectors import published_templates
+from inbox.errors import InboxError
+from inbox.folders import Folder, InboxKind
+from inbox.models import Attachment, Channel, Communication
+from inbox.sanitize import clean_html
+from inbox.selectors import (
+    assignee_candidates,
+    communication_for,
+    conversation_messages,
+    folder_counts,
+    folder_page,
+    folders_for,
+    normalize_phone,
+)
+from inbox.services import (
+    ALLOWED_UPLOAD_TYPES,
+    assign,
+    documents_for_reply,
+    link_to_patient,
+    record_download,
+    record_view,
+    send_reply,
+    set_status,
+    start_communication,
+)
+
+from ..access import patients_visible_to
+from ..forms import (
+    AssignForm,
+    LinkForm,
+    NewCommunicationForm,
+    ReplyForm,
+    StatusForm,
+    active_sending_lines,
+)
+from ..models import ContactKind, Patient
+from .inbox_state import (
+    ListState,
+    changed,
+    current_state,
+    deep_link,
+    form_error,
+    inbox_view,
+    int_or_none,
+    is_partial,
+    next_url,
+    request_state,
+    unprocessable,
+)
+
+T = "careportal/inbox/"
+PAGE = T + "page.html"
+PATIENT_SEARCH_LIMIT = 20
+
+# A small, static set of emoji for the reply box picker (inserted at the cursor).
+# fmt: off
+EMOJI = (
+    "🙂", "😊", "😀", "😄", "😉", "😍", "🤗", "🙏", "👍", "👋", "👏", "🙌", "💪", "🤞", "👌", "✅", "✔️", "❤️", "💙", "💚",
+    "⭐", "🌟", "🎉", "🌞", "🌈", "🌷", "☕", "📅", "⏰", "📞", "💊", "🩺", "🏥", "🩹", "🌡️", "📝", "📎", "📌", "⚠️", "❓",
+)
+# fmt: on
+
+EMPTY_STATES = {
+    Folder.ASSIGNED_TO_ME: ("Nothing is assigned to you", "Communications assigned to you appear here."),
+    Folder.PRIMARY_CONTACT: (
+        "No messages from your patients",
+        "Communications from patients you are the primary contact for appear here.",
+    ),
+    Folder.MY_UNRECOGNIZED: (
+        "No unrecognized senders",
+        "Messages assigned to you from senders who match no single patient appear here.",
+    ),
+    Folder.SENT: ("You have not sent anything yet", "Communications you have replied to appear here."),
+    Folder.CARE_TEAM_DIRECTED: (
+        "Your care teams are all caught up",
+        "Communications from patients on your care teams appear here.",
+    ),
+    Folder.CARE_TEAM_UNRECOGNIZED: (
+        "No unrecognized senders",
+        "Messages whose sender could be one of your care teams' patients appear here.",
+    ),
+    Folder.ALL_DIRECTED: (
+        "No patient communications",
+        "Every linked communication you may see appears here.",
+    ),
+    Folder.ALL_UNRECOGNIZED: (
+        "No unrecognized senders",
+        "Every communication not yet linked to a patient appears here.",
+    ),
+}
+
+# --- Reads the selectors do not offer (yet): kept here, small and separate ------------------------------------
+
+
+def _with_candidate_counts(rows: list[Communication]) -> list[Communication]:
+    """Unrecognized rows show how many patients their sender could be: one grouped query for the whole page."""
+    unrecognized = [c.pk for c in rows if c.is_unrecognized]
+    counts = {}
+    if unrecognized:
+        Candidate = Communication.candidate_patients.through
+        counts = dict(
+            Candidate.objects.filter(communication_id__in=unrecognized)
+            .values("communication_id")
+            .annotate(n=Count("pk"))
+            .values_list("communication_id", "n")
+        )
+    for row in rows:
+        row.candidate_count = counts.get(row.pk, 0)
+    return rows
+
+
+def _search_visible_patients(user, term: str) -> list[Patient]:
+    """Visible patients by name (every word), MRN, email or phone number — for Link and New."""
+    term = term.strip()
+    if not term:
+        return []
+    by_name = Q()
+    for word in term.split()[:4]:
+        by_name &= (
+            Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(preferred_name__icontains=word)
+        )
+    q = by_name | Q(mrn__iexact=term) | Q(contact_methods__value__iexact=term.lower())
+    phone = normalize_phone(term)
+    if phone:
+        q |= Q(contact_methods__value=phone)
+    matches = patients_visible_to(user).filter(q).values("pk").distinct()
+    return list(
+        Patient.objects.filter(pk__in=matches)
+        .prefetch_related("contacts", "contact_methods")
+        .order_by("last_name", "first_name", "pk")[:PATIENT_SEARCH_LIMIT]
+    )
+
+
+def _visible_candidates(user, communication: Communication) -> list[Patient]:
+    """The candidate patients of an Unrecognized communication that this user may see."""
+    return list(
+        patients_visible_to(user)
+        .filter(pk__in=communication.candidate_patients.values("pk"))
+        .prefetch_related("contacts", "contact_methods")
+        .order_by("last_name", "first_name", "pk")
+    )
+
+
+# --- Context builders ---------------------------------------------------------------------------------------
+
+
+def _nav_context(user, state: ListState) -> dict:
+    counts = folder_counts(user=user, filters=state.filters)
+    groups: dict[InboxKind, list] = {}
+    for folder, count in counts.items():
+        target = state.moved_to(folder)
+        groups.setdefault(folder.inbox, []).append(
+            {"folder": folder, "count": count, "url": target.list_url, "is_current": folder == state.folder}
+        )
+    return {"nav_groups": [{"inbox": kind, "folders": folders} for kind, folders in groups.items()]}
+
+
+def _rows_context(user, state: ListState, cursor: str = "") -> dict:
+    page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
+    _with_candidate_counts(page.rows)
+    title, hint = EMPTY_STATES[state.folder]
+    return {
+        "state": state,
+        "rows": page.rows,
+        "next_cursor": page.next_cursor,
+        "is_first_page": not cursor,
+        "empty_title": title,
+        "empty_hint": hint,
+        "now": timezone.now(),
+    }
+
+
+def _template_channel(communication: Communication) -> str:
+    if communication.channel == Channel.SMS:
+        return "sms"
+    return "email" if communication.is_email else "chat"
+
+
+def _draft(form: ReplyForm | None, communication: Communication) -> dict:
+    """What the user had in the reply box, to put back when a send is refused (HTML sanitised again). A fresh box
+    on a Secure Email conversation starts with Secure on."""
+    if form is None or not form.is_bound:
+        is_secure = communication.channel == Channel.SECURE_EMAIL
+        return {"body": "", "body_html": "", "documents": set(), "is_secure": is_secure, "sending_line": ""}
+    data = form.data
+    return {
+        "body": data.get("body", ""),
+        "body_html": clean_html(data.get("body_html", "")),
+        "documents": {int(d) for d in data.getlist("document") if d.isdigit()},
+        "is_secure": data.get("is_secure") in ("on", "true", "1"),
+        "sending_line": data.get("sending_line", ""),
+    }
+
+
+def _conversation_context(
+    request, communication: Communication, *, form=None, error: str = "", sent: bool = False
+) -> dict:
+    is_unrecognized = communication.is_unrecognized
+    needs_line = communication.channel == Channel.SMS and not communication.sending_line_id
+    return {
+        "c": communication,
+        "state": current_state(request) if is_partial(request) else None,
+        "conversation": conversation_messages(communication),
+        "candidate_count": communication.candidate_patients.count() if is_unrecognized else 0,
+        "reply": {
+            "draft": _draft(form, communication),
+            "error": error,
+            "sent": sent,
+            "templates": []
+            if is_unrecognized
+            else published_templates(channel=_template_channel(communication)),
+            "documents": documents_for_reply(communication.patient) if communication.patient_id else [],
+            "sending_lines": active_sending_lines() if needs_line and not is_unrecognized else [],
+            "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+            "allowed_types": ",".join(sorted(ALLOWED_UPLOAD_TYPES)),
+            "emoji": EMOJI,
+        },
+    }
+
+
+def _header_context(communication: Communication, **extra) -> dict:
+    return {
+        "c": communication,
+        "candidate_count": communication.candidate_patients.count() if communication.is_unrecognized else 0,
+        **extra,
+    }
+
+
+# --- Pages and list partials ------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@inbox_view
+def inbox(request):
+    """The Inbox opens the first folder the user has; ``?c=`` (a communication) is carried along."""
+    first = folders_for(request.user)[0]
+    opened = int_or_none(request.GET.get("c"))
+    return redirect(ListState(folder=first, open_id=opened).url)
+
+
+@login_required
+@require_GET
+@inbox_view
+def inbox_folder(request, inbox: str, folder: str):
+    """A folder: navigation with counts, the list, and — with ``?c=`` — the open conversation."""
+    state = request_state(request, inbox, folder)
+    user = request.user
+    if is_partial(request):
+        state = dataclasses.replace(state, open_id=current_state(request).open_id)
+        context = {**_nav_context(user, state), **_rows_context(user, state)}
+        response = render(request, T + "_list_response.html", context)
+        response["HX-Push-Url"] = state.url
+        return response
+    context = {"active_nav": "inbox", **_nav_context(user, state), **_rows_context(user, state)}
+    if state.open_id is not None:
+        communication = communication_for(user=user, pk=state.open_id)
+        record_view(user=user, communication=communication, request=request)
+        context.update(_conversation_context(request, communication))
+        context["state"] = state
+    return render(request, PAGE, context)
+
+
+@login_required
+@require_GET
+@inbox_view
+def inbox_rows(request, inbox: str, folder: str):
+    """Rows of a folder: the first page after a filter change (with fresh counts), or the next page (``cursor``)."""
+    state = request_state(request, inbox, folder)
+    if not is_partial(request):
+        return redirect(state.url)
+    state = dataclasses.replace(state, open_id=current_state(request).open_id)
+    cursor = request.GET.get("cursor", "")
+    try:
+        context = _rows_context(request.user, state, cursor)
+    except (ValueError, OverflowError, OSError):
+        return HttpResponseBadRequest("That page of the list is not valid; reload the folder.")
+    if cursor:
+        return render(request, T + "_rows.html", context)
+    context.update(_nav_context(request.user, state))
+    response = render(request, T + "_rows_response.html", context)
+    response["HX-Push-Url"] = state.url
+    return response
+
+
+@login_required
+@require_GET
+@inbox_view
+def inbox_counts(request, inbox: str, folder: str):
+    """Folder navigation with counts — the same selector and filters as the list."""
+    state = request_state(request, inbox, folder)
+    if not is_partial(request):
+        return redirect(state.url)
+    return render(request, T + "_folder_nav.html", {"state": state, **_nav_context(request.user, state)})
+
+
+# --- One communication -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@inbox_view
+def communication(request, pk: int):
+    """Open a communication (audited). Without HTMX it redirects to a folder page that opens it."""
+    current = communication_for(user=request.user, pk=pk)
+    if not is_partial(request):
+        return redirect(deep_link(request.user, current))
+    record_view(user=request.user, communication=current, request=request)
+    return render(request, T + "_conversation.html", _conversation_context(request, current))
+
+
+@login_required
+@require_GET
+@inbox_view
+def communication_row(request, pk: int):
+    current = communication_for(user=request.user, pk=pk)
+    if not is_partial(request):
+        return redirect(deep_link(request.user, current))
+    _with_candidate_counts([current])
+    return render(
+        request, T + "_row.html", {"c": current, "state": current_state(request), "now": timezone.now()}
+    )
+
+
+@login_required
+@require_GET
+@inbox_view
+def communication_header(request, pk: int):
+    current = communication_for(user=request.user, pk=pk)
+    if not is_partial(request):
+        return redirect(deep_link(request.user, current))
+    return render(request, T + "_conversation_header.html", _header_context(current))
+
+
+@login_required
+@require_GET
+@inbox_view
+def communication_messages(request, pk: int):
+    current = communication_for(user=request.user, pk=pk)
+    if not is_partial(request):
+        return redirect(deep_link(request.user, current))
+    return render(
+        request, T + "_messages.html", {"c": current, "conversation": conversation_messages(current)}
+    )
+
+
+@login_required
+@require_POST
+@inbox_view
+def communication_reply(request, pk: int):
+    """Send from the reply box: "Send and Close" by default, "Send and keep Open" when that button is pressed."""
+    current = communication_for(user=request.user, pk=pk)
+    form = ReplyForm(request.POST, request.FILES, communication=current)
+    if form.is_valid():
+        try:
+            send_reply(
+                user=request.user,
+                communication=current,
+                content=form.reply_content(),
+                close=form.cleaned_data["close"],
+                request=request,
+            )
+        except InboxError as error:
+            message = str(error)
+        else:
+            if not is_partial(request):
+                return redirect(next_url(request, current))
+            current = communication_for(user=request.user, pk=pk)
+            response = render(
+                request, T + "_conversation.html", _conversation_context(request, current, sent=True)
+            )
+            return changed(response, current)
+    else:
+        message = form_error(form)
+    if not is_partial(request):
+        messages.error(request, message)
+        return redirect(next_url(request, current))
+    context = _conversation_context(request, current, form=form, error=message)
+    return unprocessable(request, T + "_reply_box.html", context, target="#reply-box", swap="outerHTML")
+
+
+@login_required
+@require_POST
+@inbox_view
+def communication_status(request, pk: int):
+    """The manual Open/Closed switch beside the reply box."""
+    current = communication_for(user=request.user, pk=pk)
+    form = StatusForm(request.POST)
+    message = ""
+    if form.is_valid():
+        try:
+            set_status(
+                user=request.user, communication=current, status=form.cleaned_data["status"], request=request
+            )
+        except InboxError as error:
+            message = str(error)
+    else:
+        message = "Choose Open or Closed."
+    if not is_partial(request):
+        if message:
+            messages.error(request, message)
+        return redirect(next_url(request, current))
+    current = communication_for(user=request.user, pk=pk)
+    context = _header_context(current, header_error=message)
+    if message:
+        return unprocessable(
+            request, T + "_status_response.html", context, target="#conversation-header", swap="outerHTML"
+        )
+    return changed(render(request, T + "_status_response.html", context), current)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@inbox_view
+def communication_assign(request, pk: int):
+    """GET: the assignee list (only users with access to the patient). POST: assign, reassign or unassign."""
+    current = communication_for(user=request.user, pk=pk)
+    if request.method == "GET" and not is_partial(request):
+        return redirect(deep_link(request.user, current))
+    candidates = assignee_candidates(current)
+    if request.method == "GET":
+        return render(request, T + "_assign.html", {"c": current, "candidates": candidates})
+    form = AssignForm(request.POST)
+    message = ""
+    if form.is_valid():
+        try:
+            assign(
+                user=request.user,
+                communication=current,
+                assignee=form.cleaned_data["assignee"],
+                request=request,
+            )
+        except InboxError as error:
+            message = str(error)
+    else:
+        message = form_error(form)
+    if not is_partial(request):
+        if message:
+            messages.error(request, message)
+        return redirect(next_url(request, current))
+    if message:
+        context = {"c": current, "candidates": candidates, "error": message}
+        return unprocessable(request, T + "_assign.html", context, target="#dialog-slot", swap="innerHTML")
+    current = communication_for(user=request.user, pk=pk)
+    return changed(render(request, T + "_assign_response.html", _header_context(current)), current)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@inbox_view
+def communication_link(request, pk: int):
+    """GET: every matching patient and contact, and a search for any other visible patient (``?q=``).
+    POST: link to a patient or one of their contacts, optionally remembering the sender's address or number."""
+    current = communication_for(user=request.user, pk=pk)
+    if request.method == "GET" and not is_partial(request):
+        return redirect(deep_link(request.user, current))
+    if request.method == "GET":
+        if "q" in request.GET:
+            results = _search_visible_patients(request.user, request.GET["q"])
+            return render(
+                request, T + "_link_results.html", {"c": current, "results": results, "q": request.GET["q"]}
+            )
+        return render(request, T + "_link.html", _link_context(request, current))
+    form = LinkForm(request.POST, user=request.user)
+    message = ""
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            link_to_patient(
+                user=request.user,
+                communication=current,
+                patient=data["patient"],
+                contact=data["contact"],
+                remember=data["remember"],
+                request=request,
+            )
+        except InboxError as error:
+            message = str(error)
+    else:
+        message = form_error(form)
+    if not is_partial(request):
+        if message:
+            messages.error(request, message)
+        return redirect(next_url(request, current))
+    if message:
+        context = _link_context(request, current, error=message)
+        return unprocessable(request, T + "_link.html", context, target="#dialog-slot", swap="innerHTML")
+    current = communication_for(user=request.user, pk=pk)
+    response = render(request, T + "_link_response.html", _conversation_context(request, current))
+    return changed(response, current)
+
+
+def _link_context(request, communication: Communication, error: str = "") -> dict:
+    return {
+        "c": communication,
+        "candidates": _visible_candidates(request.user, communication),
+        "is_phone": communication.channel == Channel.SMS,
+        "error": error,
+    }
+
+
+@login_required
+@require_GET
+@inbox_view
+def template_fill(request, pk: int, template_pk: int):
+    """A published template for this communication's channel, placeholders filled from the patient and the user;
+    inserted into the reply box, where it stays editable."""
+    current = communication_for(user=request.user, pk=pk)
+    template = published_templates(channel=_template_channel(current)).get(pk=template_pk)
+    return JsonResponse(
+        {
+            "name": template.name,
+            "subject": fill(template.subject, patient=current.patient, user=request.user),
+            "body": fill(template.body, patient=current.patient, user=request.user),
+        }
+    )
+
+
+SAFE_DOWNLOAD_TYPES = ALLOWED_UPLOAD_TYPES - {"text/html"}
+
+
+@login_required
+@require_GET
+@inbox_view
+def attachment_download(request, pk: int, attachment_pk: int):
+    """An attachment of a communication the user may see; audited; always a download, never rendered inline."""
+    current = communication_for(user=request.user, pk=pk)
+    attachment = Attachment.objects.select_related("document", "message__communication").get(
+        pk=attachment_pk, message__communication=current
+    )
+    stored = attachment.document.file if attachment.document_id else attachment.file
+    try:
+        handle = stored.open("rb")
+    except (FileNotFoundError, ValueError):
+        raise Http404("The file is missing.") from None
+    record_download(user=request.user, attachment=attachment, request=request)
+    content_type = attachment.content_type if attachment.content_type in SAFE_DOWNLOAD_TYPES else None
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=attachment.filename,
+        content_type=content_type or "application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- New communication ----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@inbox_view
+def communication_new(request):
+    """Start an SMS (pick the sending line) or an email to a visible patient."""
+    user = request.user
+    if request.method == "POST":
+        return _new_post(request)
+    if "q" in request.GET and is_partial(request):
+        results = _search_visible_patients(user, request.GET["q"])
+        return render(request, T + "_new_results.html", {"results": results, "q": request.GET["q"]})
+    patient = None
+    if request.GET.get("patient"):
+        patient_id = int_or_none(request.GET["patient"])
+        patient = _new_patient(user, patient_id)
+    context = _new_context(user, patient)
+    if not is_partial(request):
+        state = ListState(folder=folders_for(user)[0])
+        page = {"active_nav": "inbox", "state": state, "new_dialog": True}
+        return render(
+            request, PAGE, {**page, **context, **_nav_context(user, state), **_rows_context(user, state)}
+        )
+    template = "_new_body.html" if request.htmx.target == "new-body" else "_new.html"
+    return render(request, T + template, context)
+
+
+def _new_patient(user, patient_id: int | None) -> Patient:
+    return patients_visible_to(user).prefetch_related("contact_methods").get(pk=patient_id)
+
+
+def _new_context(
+    user, patient: Patient | None, form: NewCommunicationForm | None = None, error: str = ""
+) -> dict:
+    phones, emails = [], []
+    if patient is not None:
+        for method in patient.contact_methods.all():
+            (phones if method.kind == ContactKind.PHONE else emails).append(method)
+    data = form.data if form is not None else {}
+    channel = data.get("channel") or (Channel.SMS.value if phones or not emails else Channel.EMAIL.value)
+    return {
+        "patient": patient,
+        "phones": phones,
+        "emails": emails,
+        "sending_lines": active_sending_lines(),
+        "values": {
+            "channel": channel,
+            "phone": data.get("phone", ""),
+            "email": data.get("email", ""),
+            "sending_line": data.get("sending_line", ""),
+            "subject": data.get("subject", ""),
+            "body": data.get("body", ""),
+        },
+        "error": error,
+    }
+
+
+def _new_post(request):
+    user = request.user
+    form = NewCommunicationForm(request.POST, user=user)
+    message = ""
+    if form.is_valid():
+        try:
+            created = start_communication(
+                user=user,
+                patient=form.cleaned_data["patient"],
+                channel=form.cleaned_data["channel"],
+                content=form.reply_content(),
+                to=form.to,
+                close=form.cleaned_data["close"],
+                request=request,
+            )
+        except InboxError as error:
+            message = str(error)
+        else:
+            if not is_partial(request):
+                return redirect(deep_link(user, created))
+            created = communication_for(user=user, pk=created.pk)
+            response = render(request, T + "_new_response.html", _conversation_context(request, created))
+            response["HX-Retarget"] = "#conversation-pane"
+            response["HX-Reswap"] = "innerHTML"
+            response["HX-Push-Url"] = current_state(request).open_url(created.pk)
+            return changed(response, created, list_changed=True)
+    else:
+        message = form_error(form)
+    if not is_partial(request):
+        messages.error(request, message)
+        return redirect(reverse("careportal:communication_new"))
+    patient_id = int_or_none(request.POST.get("patient", ""))
+    patient = _new_patient(user, patient_id) if patient_id else None
+    context = _new_context(user, patient, form=form, error=message)
+    return unprocessable(request, T + "_new_body.html", context, target="#new-body", swap="innerHTML")
