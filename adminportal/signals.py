@@ -20,4 +20,10 @@ def audit_sign_out(sender, request, user, **kwargs):
 @receiver(user_login_failed)
 def audit_sign_in_failed(sender, credentials, request=None, **kwargs):
     username = str(credentials.get("username", ""))[:150]
-    record(actor=None, actor_label=username, action=Action.SIGN_IN_FAILED, request=request, detail={"username": username})
+    record(
+        actor=None,
+        actor_label=username,
+        action=Action.SIGN_IN_FAILED,
+        request=request,
+        detail={"username": username},
+    )

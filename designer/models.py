@@ -54,7 +54,9 @@ class ConfigVersion(models.Model):
             models.UniqueConstraint(
                 fields=["status"], condition=Q(status="published"), name="designer_one_published_version"
             ),
-            models.UniqueConstraint(fields=["status"], condition=Q(status="draft"), name="designer_one_open_draft"),
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="draft"), name="designer_one_open_draft"
+            ),
             models.CheckConstraint(
                 condition=~Q(status="published") | Q(published_at__isnull=False),
                 name="designer_published_has_time",
@@ -75,7 +77,9 @@ class Role(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["version", "key"], name="designer_role_key_per_version")]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "key"], name="designer_role_key_per_version")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -90,7 +94,9 @@ class RoleMenuItem(models.Model):
 
     class Meta:
         ordering = ["position", "item"]
-        constraints = [models.UniqueConstraint(fields=["role", "item"], name="designer_menu_item_once_per_role")]
+        constraints = [
+            models.UniqueConstraint(fields=["role", "item"], name="designer_menu_item_once_per_role")
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.get_item_display()}"
@@ -104,7 +110,9 @@ class PolicyGrant(models.Model):
 
     class Meta:
         ordering = ["policy"]
-        constraints = [models.UniqueConstraint(fields=["role", "policy"], name="designer_policy_once_per_role")]
+        constraints = [
+            models.UniqueConstraint(fields=["role", "policy"], name="designer_policy_once_per_role")
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.get_policy_display()}"
@@ -122,7 +130,9 @@ class MessageTemplate(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["version", "key"], name="designer_template_key_per_version")]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "key"], name="designer_template_key_per_version")
+        ]
 
     def __str__(self) -> str:
         return self.name

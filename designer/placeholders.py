@@ -11,7 +11,9 @@ PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+\.[a-z_]+)\s*\}\}")
 PLACEHOLDERS = {
     "patient.first_name": lambda patient, user: patient.first_name if patient else "",
     "patient.last_name": lambda patient, user: patient.last_name if patient else "",
-    "patient.preferred_name": lambda patient, user: (patient.preferred_name or patient.first_name) if patient else "",
+    "patient.preferred_name": lambda patient, user: (
+        (patient.preferred_name or patient.first_name) if patient else ""
+    ),
     "patient.full_name": lambda patient, user: patient.full_name if patient else "",
     "user.first_name": lambda patient, user: user.first_name,
     "user.last_name": lambda patient, user: user.last_name,

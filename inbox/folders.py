@@ -33,6 +33,4 @@ class Folder(models.TextChoices):
         return self.inbox != InboxKind.MY
 
 
-FOLDERS_BY_INBOX = {
-    kind: [folder for folder in Folder if folder.inbox == kind] for kind in InboxKind
-}
+FOLDERS_BY_INBOX = {kind: [folder for folder in Folder if folder.inbox == kind] for kind in InboxKind}

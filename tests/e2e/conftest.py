@@ -45,7 +45,10 @@ def browser_context_args(browser_context_args):
 def page(page):
     """The pytest-playwright page, failing the test on any console error or uncaught exception."""
     problems: list[str] = []
-    page.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None,
+    )
     page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
     page.set_default_timeout(10_000)
     yield page

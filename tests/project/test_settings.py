@@ -12,7 +12,12 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "PYTEST_VERSION"}}
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -40,7 +45,11 @@ def test_email_url_chooses_the_backend():
 
     smtp = _email_settings("smtp://mailer:s%40cret@smtp.clinic.example:587?tls=1")
     assert smtp["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
-    assert (smtp["EMAIL_HOST"], smtp["EMAIL_PORT"], smtp["EMAIL_HOST_PASSWORD"]) == ("smtp.clinic.example", 587, "s@cret")
+    assert (smtp["EMAIL_HOST"], smtp["EMAIL_PORT"], smtp["EMAIL_HOST_PASSWORD"]) == (
+        "smtp.clinic.example",
+        587,
+        "s@cret",
+    )
     assert smtp["EMAIL_USE_TLS"] is True
     assert _email_settings("locmem://")["EMAIL_BACKEND"] == "django.core.mail.backends.locmem.EmailBackend"
 
