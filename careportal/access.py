@@ -14,6 +14,14 @@ VIEW_PATIENT = "view_patient"
 NOBODY = Q(pk__in=[])
 
 
+def _region_ids(user) -> list[int]:
+    """The user's regions, read once per user object (a request's ``request.user``)."""
+    cached = getattr(user, "_region_ids", None)
+    if cached is None:
+        cached = user._region_ids = list(user.regions.values_list("pk", flat=True))
+    return cached
+
+
 def _patient_q(user, prefix: str) -> Q | None:
     """A ``Q`` restricting ``<prefix>`` patients to the ones ``user`` may see; ``None`` means every patient.
 
@@ -35,7 +43,7 @@ def _patient_q(user, prefix: str) -> Q | None:
     )
     on_team = Q(**{f"{prefix}pk__in": CareTeamMember.objects.filter(user=user).values("patient_id")})
     if has_policy(user, Policy.INBOX_FULL_PATIENT):
-        region_ids = list(user.regions.values_list("pk", flat=True))
+        region_ids = _region_ids(user)
         if not region_ids:
             return None
         # Regions narrow Full Patient only; the care team and explicit grants still count on their own.

@@ -12,7 +12,7 @@ from careportal.access import patients_visible_to
 from careportal.models import Contact
 from inbox.folders import Folder
 from inbox.models import Channel, Communication, SendingLine
-from inbox.selectors import ALL_FILTER_CHANNELS, ALL_STATUSES, FolderFilters
+from inbox.selectors import ALL_FILTER_CHANNELS, ALL_STATUSES, FolderFilters, active_sending_lines
 from inbox.services import ReplyContent
 
 SEARCH_MAX_LENGTH = 200
@@ -99,10 +99,6 @@ class CloseChoiceField(forms.TypedChoiceField):
             required=False,
             **kwargs,
         )
-
-
-def active_sending_lines():
-    return SendingLine.objects.filter(is_active=True).order_by("label", "number")
 
 
 # --- Forms -----------------------------------------------------------------------------------------------

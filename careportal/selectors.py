@@ -43,3 +43,42 @@ def patient_communications(*, user, patient: Patient) -> QuerySet:
         .select_related("sending_line", "assignee", "contact")
         .order_by("-last_message_at", "-id")
     )
+
+
+PATIENT_SEARCH_LIMIT = 20
+
+
+def search_visible_patients(user, term: str, *, limit: int = PATIENT_SEARCH_LIMIT) -> list[Patient]:
+    """Visible patients by name (every word), MRN, email or phone number — for Link and New message."""
+    from django.db.models import Q
+
+    from inbox.selectors import normalize_phone
+
+    term = term.strip()
+    if not term:
+        return []
+    by_name = Q()
+    for word in term.split()[:4]:
+        by_name &= (
+            Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(preferred_name__icontains=word)
+        )
+    q = by_name | Q(mrn__iexact=term) | Q(contact_methods__value__iexact=term.lower())
+    phone = normalize_phone(term)
+    if phone:
+        q |= Q(contact_methods__value=phone)
+    matches = patients_visible_to(user).filter(q).values("pk").distinct()
+    return list(
+        Patient.objects.filter(pk__in=matches)
+        .prefetch_related("contacts", "contact_methods")
+        .order_by("last_name", "first_name", "pk")[:limit]
+    )
+
+
+def visible_candidates(user, communication) -> list[Patient]:
+    """The candidate patients of an Unrecognized communication that this user may see, with their contacts."""
+    return list(
+        patients_visible_to(user)
+        .filter(pk__in=communication.candidate_patients.values("pk"))
+        .prefetch_related("contacts", "contact_methods")
+        .order_by("last_name", "first_name", "pk")
+    )

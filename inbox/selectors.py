@@ -268,3 +268,29 @@ def folder_page(
     rows = list(qs[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return FolderPage(rows=rows[:limit], next_cursor=next_cursor)
+
+
+def with_candidate_counts(rows: list[Communication]) -> list[Communication]:
+    """Unrecognized rows show how many patients their sender could be: one grouped query for the whole page."""
+    from django.db.models import Count
+
+    unrecognized = [c.pk for c in rows if c.is_unrecognized]
+    counts = {}
+    if unrecognized:
+        Candidate = Communication.candidate_patients.through
+        counts = dict(
+            Candidate.objects.filter(communication_id__in=unrecognized)
+            .values("communication_id")
+            .annotate(n=Count("pk"))
+            .values_list("communication_id", "n")
+        )
+    for row in rows:
+        row.candidate_count = counts.get(row.pk, 0)
+    return rows
+
+
+def active_sending_lines():
+    """Lines a user may pick for a new SMS, label (or number) order."""
+    from .models import SendingLine
+
+    return SendingLine.objects.filter(is_active=True).order_by("label", "number")

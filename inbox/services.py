@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from careportal.access import can_view_communication, can_view_patient
@@ -100,8 +101,8 @@ def _change_status(communication: Communication, status: str) -> list[str]:
 
 def validate_upload(upload: UploadedFile) -> None:
     if upload.size > settings.MAX_UPLOAD_BYTES:
-        limit = settings.MAX_UPLOAD_BYTES // (1024 * 1024)
-        raise ReplyNotAllowed(f"“{upload.name}” is larger than the {limit} MB limit.")
+        limit = filesizeformat(settings.MAX_UPLOAD_BYTES)
+        raise ReplyNotAllowed(f"“{upload.name}” is larger than the {limit} limit.")
     if (upload.content_type or "").split(";")[0] not in ALLOWED_UPLOAD_TYPES:
         raise ReplyNotAllowed(
             f"“{upload.name}” is not an allowed file type (PDF, images, text or Word documents)."
@@ -112,8 +113,7 @@ def _attach(*, user, message: Message, patient: Patient, content: ReplyContent) 
     documents = list(Document.objects.filter(patient=patient, pk__in=content.document_ids))
     if len(documents) != len(set(content.document_ids)):
         raise ReplyNotAllowed("One of the chosen documents does not belong to this patient.")
-    for upload in content.uploads:
-        validate_upload(upload)
+    for upload in content.uploads:  # validated by _check_can_reply before anything was written
         documents.append(
             Document.objects.create(
                 patient=patient,
@@ -146,6 +146,8 @@ def _check_can_reply(communication: Communication, content: ReplyContent) -> Non
         content.body.strip() or html_to_text(content.body_html) or content.document_ids or content.uploads
     ):
         raise ReplyNotAllowed("Write a message or attach a file before sending.")
+    for upload in content.uploads:
+        validate_upload(upload)
     if content.is_secure and not communication.is_email:
         raise ReplyNotAllowed("Secure messages can only be sent by email.")
     if communication.channel == Channel.SMS:

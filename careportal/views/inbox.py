@@ -11,7 +11,6 @@ import dataclasses
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,13 +24,14 @@ from inbox.folders import Folder, InboxKind
 from inbox.models import Attachment, Channel, Communication
 from inbox.sanitize import clean_html
 from inbox.selectors import (
+    active_sending_lines,
     assignee_candidates,
     communication_for,
     conversation_messages,
     folder_counts,
     folder_page,
     folders_for,
-    normalize_phone,
+    with_candidate_counts,
 )
 from inbox.services import (
     ALLOWED_UPLOAD_TYPES,
@@ -52,9 +52,9 @@ from ..forms import (
     NewCommunicationForm,
     ReplyForm,
     StatusForm,
-    active_sending_lines,
 )
 from ..models import ContactKind, Patient
+from ..selectors import search_visible_patients, visible_candidates
 from .inbox_state import (
     ListState,
     changed,
@@ -71,7 +71,6 @@ from .inbox_state import (
 
 T = "careportal/inbox/"
 PAGE = T + "page.html"
-PATIENT_SEARCH_LIMIT = 20
 
 # A small, static set of emoji for the reply box picker (inserted at the cursor).
 # fmt: off
@@ -110,58 +109,6 @@ EMPTY_STATES = {
     ),
 }
 
-# --- Reads the selectors do not offer (yet): kept here, small and separate ------------------------------------
-
-
-def _with_candidate_counts(rows: list[Communication]) -> list[Communication]:
-    """Unrecognized rows show how many patients their sender could be: one grouped query for the whole page."""
-    unrecognized = [c.pk for c in rows if c.is_unrecognized]
-    counts = {}
-    if unrecognized:
-        Candidate = Communication.candidate_patients.through
-        counts = dict(
-            Candidate.objects.filter(communication_id__in=unrecognized)
-            .values("communication_id")
-            .annotate(n=Count("pk"))
-            .values_list("communication_id", "n")
-        )
-    for row in rows:
-        row.candidate_count = counts.get(row.pk, 0)
-    return rows
-
-
-def _search_visible_patients(user, term: str) -> list[Patient]:
-    """Visible patients by name (every word), MRN, email or phone number — for Link and New."""
-    term = term.strip()
-    if not term:
-        return []
-    by_name = Q()
-    for word in term.split()[:4]:
-        by_name &= (
-            Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(preferred_name__icontains=word)
-        )
-    q = by_name | Q(mrn__iexact=term) | Q(contact_methods__value__iexact=term.lower())
-    phone = normalize_phone(term)
-    if phone:
-        q |= Q(contact_methods__value=phone)
-    matches = patients_visible_to(user).filter(q).values("pk").distinct()
-    return list(
-        Patient.objects.filter(pk__in=matches)
-        .prefetch_related("contacts", "contact_methods")
-        .order_by("last_name", "first_name", "pk")[:PATIENT_SEARCH_LIMIT]
-    )
-
-
-def _visible_candidates(user, communication: Communication) -> list[Patient]:
-    """The candidate patients of an Unrecognized communication that this user may see."""
-    return list(
-        patients_visible_to(user)
-        .filter(pk__in=communication.candidate_patients.values("pk"))
-        .prefetch_related("contacts", "contact_methods")
-        .order_by("last_name", "first_name", "pk")
-    )
-
-
 # --- Context builders ---------------------------------------------------------------------------------------
 
 
@@ -178,7 +125,7 @@ def _nav_context(user, state: ListState) -> dict:
 
 def _rows_context(user, state: ListState, cursor: str = "") -> dict:
     page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
-    _with_candidate_counts(page.rows)
+    with_candidate_counts(page.rows)
     title, hint = EMPTY_STATES[state.folder]
     return {
         "state": state,
@@ -337,7 +284,7 @@ def communication_row(request, pk: int):
     current = communication_for(user=request.user, pk=pk)
     if not is_partial(request):
         return redirect(deep_link(request.user, current))
-    _with_candidate_counts([current])
+    with_candidate_counts([current])
     return render(
         request, T + "_row.html", {"c": current, "state": current_state(request), "now": timezone.now()}
     )
@@ -477,7 +424,7 @@ def communication_link(request, pk: int):
         return redirect(deep_link(request.user, current))
     if request.method == "GET":
         if "q" in request.GET:
-            results = _search_visible_patients(request.user, request.GET["q"])
+            results = search_visible_patients(request.user, request.GET["q"])
             return render(
                 request, T + "_link_results.html", {"c": current, "results": results, "q": request.GET["q"]}
             )
@@ -514,7 +461,7 @@ def communication_link(request, pk: int):
 def _link_context(request, communication: Communication, error: str = "") -> dict:
     return {
         "c": communication,
-        "candidates": _visible_candidates(request.user, communication),
+        "candidates": visible_candidates(request.user, communication),
         "is_phone": communication.channel == Channel.SMS,
         "error": error,
     }
@@ -579,7 +526,7 @@ def communication_new(request):
     if request.method == "POST":
         return _new_post(request)
     if "q" in request.GET and is_partial(request):
-        results = _search_visible_patients(user, request.GET["q"])
+        results = search_visible_patients(user, request.GET["q"])
         return render(request, T + "_new_results.html", {"results": results, "q": request.GET["q"]})
     patient = None
     if request.GET.get("patient"):

@@ -170,7 +170,7 @@ def test_an_oversize_upload_is_refused_with_the_limit_and_nothing_is_sent(client
     upload = SimpleUploadedFile("scan.pdf", b"x" * (1024 * 1024 + 1), content_type="application/pdf")
     response = client.post(reply_url(email), {"body": "Scan", "uploads": [upload]}, **HX)
     assert response.status_code == 422
-    assert "“scan.pdf” is larger than the 1 MB limit." in response.content.decode()
+    assert "“scan.pdf” is larger than the 1.0\xa0MB limit." in response.content.decode()
     assert not outbound(email).exists()
     assert not email.patient.documents.exists()
 

@@ -164,7 +164,7 @@ def test_upload_becomes_a_patient_document_and_is_attached(nurse, email_comm, pa
 def test_oversize_upload_is_refused_with_a_clear_error(nurse, email_comm, settings):
     settings.MAX_UPLOAD_BYTES = 10
     upload = SimpleUploadedFile("big.pdf", b"x" * 11, content_type="application/pdf")
-    with pytest.raises(ReplyNotAllowed, match="larger than"):
+    with pytest.raises(ReplyNotAllowed, match="larger than the 10\xa0bytes limit"):
         send_reply(user=nurse, communication=email_comm, content=ReplyContent(body="x", uploads=(upload,)))
     assert not Message.objects.filter(direction="out").exists()
 
