@@ -121,11 +121,13 @@ class Communication(models.Model):
         ordering = ["-last_message_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(is_unrecognized=False, patient__isnull=False) | Q(is_unrecognized=True, patient__isnull=True),
+                condition=Q(is_unrecognized=False, patient__isnull=False)
+                | Q(is_unrecognized=True, patient__isnull=True),
                 name="communication_linked_xor_unrecognized",
             ),
             models.CheckConstraint(
-                condition=Q(contact__isnull=True) | Q(patient__isnull=False), name="communication_contact_needs_patient"
+                condition=Q(contact__isnull=True) | Q(patient__isnull=False),
+                name="communication_contact_needs_patient",
             ),
         ]
         indexes = [
@@ -136,14 +138,20 @@ class Communication(models.Model):
             models.Index(fields=["patient", "-last_message_at", "-id"], name="comm_patient_recent_idx"),
             # All Patients Directed / Unrecognized, newest first (the whole-table folders).
             models.Index(
-                fields=["-last_message_at", "-id"], name="comm_linked_recent_idx", condition=Q(is_unrecognized=False)
+                fields=["-last_message_at", "-id"],
+                name="comm_linked_recent_idx",
+                condition=Q(is_unrecognized=False),
             ),
             models.Index(
-                fields=["-last_message_at", "-id"], name="comm_unrecog_recent_idx", condition=Q(is_unrecognized=True)
+                fields=["-last_message_at", "-id"],
+                name="comm_unrecog_recent_idx",
+                condition=Q(is_unrecognized=True),
             ),
             # "Unassigned only" on the shared inboxes.
             models.Index(
-                fields=["-last_message_at", "-id"], name="comm_unassigned_recent_idx", condition=Q(assignee__isnull=True)
+                fields=["-last_message_at", "-id"],
+                name="comm_unassigned_recent_idx",
+                condition=Q(assignee__isnull=True),
             ),
             # Recognition, SMS joining (patient + line) and search by phone/email.
             models.Index(fields=["counterpart", "channel"], name="comm_counterpart_idx"),
@@ -217,15 +225,23 @@ class Message(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["provider", "provider_id"], condition=~Q(provider_id=""), name="message_provider_id_unique"
+                fields=["provider", "provider_id"],
+                condition=~Q(provider_id=""),
+                name="message_provider_id_unique",
             ),
         ]
         indexes = [
             models.Index(fields=["communication", "created_at", "id"], name="message_conversation_idx"),
             # My Inbox → Sent: communications in which I sent a message.
-            models.Index(fields=["author", "communication"], name="message_author_idx", condition=Q(author__isnull=False)),
+            models.Index(
+                fields=["author", "communication"],
+                name="message_author_idx",
+                condition=Q(author__isnull=False),
+            ),
             # Email threading: In-Reply-To / References → stored Message-ID.
-            models.Index(fields=["email_message_id"], name="message_email_id_idx", condition=~Q(email_message_id="")),
+            models.Index(
+                fields=["email_message_id"], name="message_email_id_idx", condition=~Q(email_message_id="")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -270,9 +286,13 @@ class RawInbound(models.Model):
 
     source = models.CharField(max_length=20, choices=Source.choices)
     provider_id = models.CharField(max_length=255, blank=True)
-    raw = models.BinaryField(blank=True, default=b"", help_text="Raw bytes (MIME) when the source sends them.")
+    raw = models.BinaryField(
+        blank=True, default=b"", help_text="Raw bytes (MIME) when the source sends them."
+    )
     payload = models.JSONField(default=dict, blank=True, help_text="Form or JSON payload of a webhook.")
-    envelope = models.JSONField(default=dict, blank=True, help_text="SMTP MAIL FROM / RCPT TO, remote address.")
+    envelope = models.JSONField(
+        default=dict, blank=True, help_text="SMTP MAIL FROM / RCPT TO, remote address."
+    )
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -284,12 +304,16 @@ class RawInbound(models.Model):
         verbose_name = "raw inbound item"
         constraints = [
             models.UniqueConstraint(
-                fields=["source", "provider_id"], condition=~Q(provider_id=""), name="raw_inbound_provider_id_unique"
+                fields=["source", "provider_id"],
+                condition=~Q(provider_id=""),
+                name="raw_inbound_provider_id_unique",
             ),
         ]
         indexes = [
             # The sweeper: unprocessed items older than the grace period.
-            models.Index(fields=["received_at"], name="raw_inbound_pending_idx", condition=Q(processed_at__isnull=True)),
+            models.Index(
+                fields=["received_at"], name="raw_inbound_pending_idx", condition=Q(processed_at__isnull=True)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -349,7 +373,9 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    actor_label = models.CharField(max_length=200, blank=True, help_text="Who, when not a user (patient, system).")
+    actor_label = models.CharField(
+        max_length=200, blank=True, help_text="Who, when not a user (patient, system)."
+    )
     action = models.CharField(max_length=40, choices=Action.choices)
     patient = models.ForeignKey(
         "careportal.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -387,3 +413,36 @@ class AuditEvent(models.Model):
         raise ValidationError("Audit events are append-only.")
 
 
+class SecureAccessCode(models.Model):
+    """A one-time code emailed to the address on file so a patient can open a secure message (DESIGN.md: Secure
+    email). Only a keyed hash of the code is stored; limits (expiry, attempts, lock-out, resend rate) are kept per
+    communication by ``inbox.secure``."""
+
+    communication = models.ForeignKey(Communication, on_delete=models.CASCADE, related_name="secure_codes")
+    message = models.ForeignKey(
+        Message,
+        on_delete=models.CASCADE,
+        related_name="secure_codes",
+        help_text="The secure message whose link asked.",
+    )
+    code_hash = models.CharField(
+        max_length=128, help_text="salt$HMAC-SHA256 of the code, keyed with SECRET_KEY."
+    )
+    sent_to = models.CharField(max_length=254, help_text="The address on file the code was emailed to.")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Wrong codes entered.")
+    used_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(
+        null=True, blank=True, help_text="Too many wrong codes: no new code or attempt before this time."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The newest code of a communication, its resend and lock-out checks.
+            models.Index(fields=["communication", "-created_at"], name="secure_code_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Secure access code {self.pk} for communication {self.communication_id}"

@@ -19,5 +19,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("hooks/", include("inbox.urls")),
+    path("secure/", include("careportal.urls_secure")),
     path("", include("careportal.urls")),
 ]

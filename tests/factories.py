@@ -270,3 +270,24 @@ class AuditEventFactory(factory.django.DjangoModelFactory):
     communication = factory.SubFactory(CommunicationFactory)
     patient = factory.LazyAttribute(lambda o: o.communication.patient if o.communication else None)
     ip = "127.0.0.1"
+
+
+class SecureMessageFactory(MessageFactory):
+    """An outbound secure message: the patient was emailed a link to it, never its content."""
+
+    direction = Message.Direction.OUTBOUND
+    is_secure = True
+    recipient_address = factory.LazyAttribute(lambda o: o.communication.counterpart)
+    subject = factory.LazyAttribute(lambda o: o.communication.subject)
+    body_text = "Your lab results are back and look normal."
+    body_html = "<p>Your lab results are back and look normal.</p>"
+    delivery_status = Message.DeliveryStatus.SENT
+
+
+class ChatCommunicationFactory(CommunicationFactory):
+    """A patient's live chat (one per patient, or per contact of a patient)."""
+
+    channel = Channel.CHAT
+    counterpart = factory.LazyAttribute(lambda o: f"chat:{o.patient.pk}")
+    subject = "Live chat"
+    last_message_preview = "Hello, is anyone there?"

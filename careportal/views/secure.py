@@ -29,6 +29,8 @@ T = "careportal/secure/"
 SESSION_KEY = "secure_access"  # {communication id: verified-until timestamp}
 DRAFT_KEY = "secure_drafts"  # {communication id: reply text kept when the session ended before it was sent}
 SAFE_DOWNLOAD_TYPES = ALLOWED_UPLOAD_TYPES - {"text/html"}
+# A mistyped code or an empty reply re-renders its form with the error (200, like the sign-in page); limits and
+# outages answer with their own status.
 STATUS_FOR_REFUSAL = {
     secure.CodeLocked: 429,
     secure.CodeRateLimited: 429,
@@ -49,6 +51,7 @@ def secure_view(view):
         try:
             link = secure.open_link(token)
             secure.require_address_on_file(link)
+            return view(request, link, *args, **kwargs)
         except secure.LinkNotValid as exc:
             status = 410 if isinstance(exc, secure.LinkExpired) else 404
             return _notice(
@@ -60,7 +63,6 @@ def secure_view(view):
             )
         except secure.AddressNotOnFile as exc:
             return _notice(request, title="This message can’t be opened online", text=str(exc), status=403)
-        return view(request, link, *args, **kwargs)
 
     return never_cache(wrapper)
 
@@ -136,10 +138,10 @@ def send_code(request, link):
         secure.issue_code(link=link, request=request)
     except secure.CodeRefused as exc:
         return _page(
-            request, "start.html", link, status=STATUS_FOR_REFUSAL.get(type(exc), 400), error=str(exc),
+            request, "start.html", link, status=STATUS_FOR_REFUSAL.get(type(exc), 200), error=str(exc),
             has_code=secure.has_live_code(link),
         )  # fmt: skip
-    messages.success(request, f"We sent a {secure.CODE_DIGITS}-digit code to {link.masked_address}.")
+    messages.success(request, f"Code sent to {link.masked_address}. It can take a minute to arrive.")
     return redirect("secure:verify", token=link.token)
 
 
@@ -158,7 +160,7 @@ def verify(request, link):
     except secure.CodeRefused as exc:
         locked = isinstance(exc, secure.CodeLocked)
         return _page(
-            request, "verify.html", link, status=STATUS_FOR_REFUSAL.get(type(exc), 400), error=str(exc),
+            request, "verify.html", link, status=STATUS_FOR_REFUSAL.get(type(exc), 200), error=str(exc),
             locked=locked,
         )  # fmt: skip
     _grant(request, link, until)
@@ -247,7 +249,7 @@ def reply(request, link):
     try:
         secure.submit_reply(link=link, text=text, nonce=nonce, request=request)
     except secure.ReplyRefused as exc:
-        return _thread_page(request, link, status=400, error=str(exc), draft=text)
+        return _thread_page(request, link, error=str(exc), draft=text)
     except DatabaseError:
         return _thread_page(
             request, link, status=503, draft=text, nonce=nonce,
@@ -276,7 +278,10 @@ def attachment(request, link, attachment_pk: int):
     secure.record_download(link=link, attachment=found, request=request)
     content_type = found.content_type if found.content_type in SAFE_DOWNLOAD_TYPES else None
     response = FileResponse(
-        handle, as_attachment=True, filename=found.filename, content_type=content_type or "application/octet-stream"
+        handle,
+        as_attachment=True,
+        filename=found.filename,
+        content_type=content_type or "application/octet-stream",
     )
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"

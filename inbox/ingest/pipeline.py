@@ -8,8 +8,10 @@ from django.db.models import F
 
 from inbox.models import RawInbound
 
+from .chat import ingest_chat
 from .common import IngestError
 from .email import ingest_email
+from .secure import ingest_secure_reply
 from .sms import ingest_sms
 from .status import ingest_sms_status
 
@@ -20,6 +22,8 @@ INGESTERS = {
     RawInbound.Source.EMAIL_WEBHOOK: ingest_email,
     RawInbound.Source.TWILIO_SMS: ingest_sms,
     RawInbound.Source.TWILIO_STATUS: ingest_sms_status,
+    RawInbound.Source.SECURE_REPLY: ingest_secure_reply,
+    RawInbound.Source.CHAT: ingest_chat,
 }
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
