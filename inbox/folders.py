@@ -28,6 +28,17 @@ class Folder(models.TextChoices):
         return self.value.split("/")[1]
 
     @property
+    def implies_visibility(self) -> bool:
+        """Every communication this folder's rule selects is visible to its user by the access rule itself: on one
+        of the user's care teams (directly or as a candidate), or Unrecognized and assigned to the user."""
+        return self in {
+            Folder.PRIMARY_CONTACT,
+            Folder.MY_UNRECOGNIZED,
+            Folder.CARE_TEAM_DIRECTED,
+            Folder.CARE_TEAM_UNRECOGNIZED,
+        }
+
+    @property
     def is_shared(self) -> bool:
         """Care Team and All Patients folders offer "all" or "unassigned only"."""
         return self.inbox != InboxKind.MY

@@ -136,6 +136,9 @@ class Communication(models.Model):
             models.Index(fields=["assignee", "status", "-last_message_at"], name="comm_assignee_status_idx"),
             # Primary Contact, Care Team Directed, patient communication center (patient IN …), newest first.
             models.Index(fields=["patient", "-last_message_at", "-id"], name="comm_patient_recent_idx"),
+            # Newest first over everything: folders whose rule is an EXISTS (Sent, Primary Contact, Care Team) walk it
+            # and stop after a page.
+            models.Index(fields=["-last_message_at", "-id"], name="comm_recent_idx"),
             # All Patients Directed / Unrecognized, newest first (the whole-table folders).
             models.Index(
                 fields=["-last_message_at", "-id"],

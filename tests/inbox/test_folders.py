@@ -417,3 +417,27 @@ def test_search_stays_inside_the_folder_and_my_access(nurse, patient, stranger):
 
     assert in_folder(nurse, Folder.CARE_TEAM_DIRECTED, query="(555) 010-2030") == [mine]
     assert in_folder(nurse, Folder.CARE_TEAM_DIRECTED, query="Stranger") == []
+
+
+@pytest.mark.parametrize("folder", [f for f in Folder if f.implies_visibility])
+def test_folders_that_imply_visibility_select_only_visible_communications(folder, nurse, lead, patient):
+    """The fast path of folder_communications must give exactly the rows the general visibility filter gives."""
+    from careportal.access import communications_visible_to
+    from inbox.selectors import _folder_q
+
+    hidden = PatientFactory()
+    for owner in (patient, hidden):
+        CommunicationFactory(patient=owner, assignee=nurse)
+    shared = UnrecognizedCommunicationFactory(assignee=nurse)
+    shared.candidate_patients.add(patient, hidden)
+    UnrecognizedCommunicationFactory(assignee=nurse)
+    stranger = UnrecognizedCommunicationFactory()
+    stranger.candidate_patients.add(hidden)
+    for user in (nurse, lead):
+        if folder not in folders_for(user):
+            continue
+        fast = set(folder_communications(user=user, folder=folder).values_list("pk", flat=True))
+        general = set(
+            communications_visible_to(user).filter(_folder_q(user, folder)).values_list("pk", flat=True)
+        )
+        assert fast == general
