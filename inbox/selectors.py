@@ -6,6 +6,7 @@ can never disagree.
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import phonenumbers
 from django.db import connection
@@ -119,35 +120,71 @@ def _name_q(term: str) -> Q:
     return q
 
 
-def search_q(term: str, *, region: str = "US") -> Q:
+SEARCH_ID_LIMIT = 5000
+SEARCH_CHUNK = 1000
+
+
+class Search:
     """Search: phone (to/from), email (to/from), patient or contact name, message text.
 
-    Each kind is resolved to an indexed sub-select (trigram indexes on names and addresses, full-text on message
-    text on PostgreSQL) and the communication matches when any of them does.
+    Each kind is an index-driven set of communication ids (trigram indexes on names and addresses, full-text on
+    message text on PostgreSQL); a communication matches when it is in any of them.
     """
-    term = term.strip()
-    if not term:
+
+    def __init__(self, term: str, *, region: str = "US"):
+        term = term.strip()
+        by_name = _name_q(term) | Q(preferred_name__icontains=term)
+        parts = term.split()
+        if len(parts) == 2:  # the name lists show: "Liz Taylor"
+            by_name |= Q(preferred_name__iexact=parts[0], last_name__iexact=parts[1])
+        patients = Patient.objects.filter(by_name).values("pk")
+        contacts = Contact.objects.filter(_name_q(term)).values("pk")
+        communications = Communication.objects.order_by()
+        # (queryset, the field naming the communication id in it)
+        self.kinds = [
+            (communications.filter(patient_id__in=patients), "pk"),
+            (communications.filter(contact_id__in=contacts), "pk"),
+            (communications.filter(subject__icontains=term), "pk"),
+            (message_text_matches(term).order_by(), "communication_id"),
+        ]
+        if "@" in term:
+            email = term.lower()
+            self.kinds.append((communications.filter(counterpart__icontains=email), "pk"))
+            self.kinds.append((communications.filter(inbound_address__address__icontains=email), "pk"))
+        else:
+            phone = normalize_phone(term, region=region)
+            if phone:
+                self.kinds.append((communications.filter(counterpart=phone), "pk"))
+                self.kinds.append((communications.filter(sending_line__number=phone), "pk"))
+
+    def matching_ids(self, among=None):
+        """One ``… UNION …`` of every kind's ids, optionally only among the ids ``among``."""
+        parts = []
+        for qs, id_field in self.kinds:
+            if among is not None:
+                qs = qs.filter(**{f"{id_field}__in": among})
+            parts.append(qs.values_list(id_field, flat=True))
+        first, *rest = parts
+        # UNION ALL: no de-duplication pass, so a LIMIT stops early; duplicates are harmless in IN (…).
+        return first.union(*rest, all=True)
+
+    @cached_property
+    def selective_ids(self) -> list[int] | None:
+        """The matching ids when there are at most ``SEARCH_ID_LIMIT`` of them (the usual case), else ``None``."""
+        found = list(self.matching_ids()[: SEARCH_ID_LIMIT + 1])
+        return sorted(set(found)) if len(found) <= SEARCH_ID_LIMIT else None
+
+    def q(self) -> Q:
+        # A selective search is resolved to its ids first, so the folder query looks them up by primary key; a term
+        # matching a large share of everything stays a sub-select.
+        ids = self.selective_ids
+        return Q(pk__in=ids) if ids is not None else Q(pk__in=self.matching_ids())
+
+
+def search_q(term: str, *, region: str = "US") -> Q:
+    if not term.strip():
         return Q()
-    patient_names = _name_q(term) | Q(preferred_name__icontains=term)
-    parts = term.split()
-    if len(parts) == 2:  # the name as lists show it: "Liz Taylor" (preferred + last name)
-        patient_names |= Q(preferred_name__iexact=parts[0], last_name__iexact=parts[1])
-    patients = Patient.objects.filter(patient_names).values("pk")
-    contacts = Contact.objects.filter(_name_q(term)).values("pk")
-    q = (
-        Q(patient_id__in=patients)
-        | Q(contact_id__in=contacts)
-        | Q(subject__icontains=term)
-        | Q(pk__in=message_text_matches(term).values("communication_id"))
-    )
-    if "@" in term:
-        email = term.lower()
-        q |= Q(counterpart__icontains=email) | Q(inbound_address__address__icontains=email)
-    else:
-        phone = normalize_phone(term, region=region)
-        if phone:
-            q |= Q(counterpart=phone) | Q(sending_line__number=phone)
-    return q
+    return Search(term, region=region).q()
 
 
 def normalize_phone(value: str, *, region: str = "US") -> str | None:
@@ -188,6 +225,13 @@ def folder_communications(
     if filters.query:
         qs = qs.filter(search_q(filters.query))
     return qs.order_by("-last_message_at", "-id")
+
+
+def _after(qs, cursor: str):
+    if not cursor:
+        return qs
+    at, pk = decode_cursor(cursor)
+    return qs.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, pk__lt=pk))
 
 
 def folder_counts(*, user, filters: FolderFilters | None = None) -> dict[Folder, int]:
@@ -252,7 +296,11 @@ PAGE_SIZE = 50
 
 
 def encode_cursor(communication: Communication) -> str:
-    return f"{communication.last_message_at.timestamp():.6f}_{communication.pk}"
+    return cursor_for(communication.last_message_at, communication.pk)
+
+
+def cursor_for(last_message_at, pk: int) -> str:
+    return f"{last_message_at.timestamp():.6f}_{pk}"
 
 
 def decode_cursor(cursor: str):
@@ -268,13 +316,38 @@ def folder_page(
 ) -> FolderPage:
     """One page of a folder by keyset pagination (newest first): never loads a whole folder, and the cost of a page
     does not grow with its depth. ``cursor`` is the ``next_cursor`` of the previous page."""
-    qs = folder_communications(user=user, folder=folder, filters=filters).select_related(
-        "patient", "contact", "sending_line", "assignee"
+    filters = filters or FolderFilters()
+    related = ("patient", "contact", "sending_line", "assignee")
+    if filters.query.strip():
+        search = Search(filters.query)
+        if search.selective_ids is None:
+            return _dense_search_page(user, folder, filters, search, cursor, limit)
+    qs = _after(folder_communications(user=user, folder=folder, filters=filters), cursor)
+    rows = list(qs.select_related(*related)[: limit + 1])
+    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return FolderPage(rows=rows[:limit], next_cursor=next_cursor)
+
+
+def _dense_search_page(user, folder, filters, search: "Search", cursor: str, limit: int) -> FolderPage:
+    """A term matching a large share of everything: walk the folder newest first in chunks and keep the matches,
+    so a page costs a few chunks instead of hashing every match."""
+    from dataclasses import replace
+
+    unsearched = folder_communications(user=user, folder=folder, filters=replace(filters, query=""))
+    found: list[int] = []
+    while len(found) <= limit:
+        chunk = list(_after(unsearched, cursor).values_list("pk", "last_message_at")[:SEARCH_CHUNK])
+        if not chunk:
+            break
+        matched = set(search.matching_ids(among=[pk for pk, _ in chunk]))
+        found.extend(pk for pk, _ in chunk if pk in matched)
+        last_pk, last_at = chunk[-1]
+        cursor = cursor_for(last_at, last_pk)
+    found = found[: limit + 1]
+    by_pk = Communication.objects.select_related("patient", "contact", "sending_line", "assignee").in_bulk(
+        found
     )
-    if cursor:
-        at, pk = decode_cursor(cursor)
-        qs = qs.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, pk__lt=pk))
-    rows = list(qs[: limit + 1])
+    rows = [by_pk[pk] for pk in found]
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return FolderPage(rows=rows[:limit], next_cursor=next_cursor)
 

@@ -441,3 +441,44 @@ def test_folders_that_imply_visibility_select_only_visible_communications(folder
             communications_visible_to(user).filter(_folder_q(user, folder)).values_list("pk", flat=True)
         )
         assert fast == general
+
+
+def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(lead, patient, monkeypatch):
+    """Above SEARCH_ID_LIMIT matches the page walks the folder in chunks; it must give the same rows in the same
+    order as the plain query, page after page."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from inbox import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_ID_LIMIT", 3)
+    monkeypatch.setattr(selectors, "SEARCH_CHUNK", 4)
+    base = timezone.now()
+    matching = []
+    for i in range(12):
+        communication = CommunicationFactory(patient=patient, last_message_at=base - dt.timedelta(minutes=i))
+        text = "needs a refill" if i % 3 else "all good"
+        MessageFactory(communication=communication, body_text=text)
+        if i % 3:
+            matching.append(communication.pk)
+    filters = FolderFilters(query="refill")
+    assert selectors.Search("refill").selective_ids is None
+    seen, cursor = [], ""
+    while True:
+        page = selectors.folder_page(
+            user=lead, folder=Folder.ALL_DIRECTED, filters=filters, cursor=cursor, limit=3
+        )
+        seen.extend(c.pk for c in page.rows)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == matching
+    assert (
+        list(
+            folder_communications(user=lead, folder=Folder.ALL_DIRECTED, filters=filters).values_list(
+                "pk", flat=True
+            )
+        )
+        == matching
+    )
