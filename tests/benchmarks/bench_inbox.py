@@ -86,7 +86,6 @@ def measure_in_process(size: int) -> list[tuple[str, float, float, int]]:
     from django.test.utils import CaptureQueriesContext
 
     from adminportal.models import User
-    from careportal.models import Patient
     from inbox.folders import Folder
     from inbox.models import Communication
     from inbox.selectors import FolderFilters, folder_communications
@@ -157,20 +156,20 @@ def measure_in_process(size: int) -> list[tuple[str, float, float, int]]:
         )
     bench("open a 50-message conversation (lead)", clients["lead"], f"/inbox/c/{conversation.pk}/", **htmx)
 
-    patient = Patient.objects.exclude(contact_methods=None).order_by("pk").first()
-    phone = (
-        patient.contact_methods.filter(kind="phone").values_list("value", flat=True).first() or "+15550100000"
-    )
-    email = (
-        patient.contact_methods.filter(kind="email").values_list("value", flat=True).first()
-        or "nobody@example.com"
-    )
-    pretty_phone = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}" if phone.startswith("+1") else phone
+    # Search terms taken from the data, as a user would type them: a number and an address that have communications,
+    # a patient's last name, and a distinctive word of a message.
+    sms = Communication.objects.filter(is_unrecognized=False, channel="sms").order_by("-last_message_at")[500]
+    email = Communication.objects.filter(is_unrecognized=False, channel="email").order_by("-last_message_at")[
+        700
+    ]
+    phone = sms.counterpart
+    words = sorted((w.strip(".,!?") for w in email.last_message_preview.split()), key=len, reverse=True)
     searches = {
-        "phone": pretty_phone,
-        "email": email.upper(),
-        "patient name": patient.last_name,
-        "message text": "prescription",
+        "phone": f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}",
+        "email": email.counterpart.upper(),
+        "patient name": email.patient.last_name,
+        "message text": words[0],
+        "a word in most messages": "morning",
     }
     for kind, term in searches.items():
         from urllib.parse import urlencode
