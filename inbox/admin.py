@@ -20,6 +20,7 @@ from .models import (
     Message,
     Notification,
     RawInbound,
+    SecureAccessCode,
     SendingLine,
 )
 
@@ -290,3 +291,31 @@ class AuditEventAdmin(LargeTableAdmin):
     @admin.display(description="Communication", ordering="communication_id")
     def conversation(self, obj):
         return _change_link("communication", obj.communication_id)
+
+
+@admin.register(SecureAccessCode)
+class SecureAccessCodeAdmin(admin.ModelAdmin):
+    """One-time codes of the secure message page: visible for support, never editable (only a hash is stored)."""
+
+    list_display = (
+        "id",
+        "communication_id",
+        "sent_to",
+        "created_at",
+        "expires_at",
+        "attempts",
+        "used_at",
+        "locked_until",
+    )
+    list_select_related = ()
+    search_fields = ("sent_to",)
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in SecureAccessCode._meta.fields if f.name != "code_hash"]
+    exclude = ("code_hash",)
+    raw_id_fields = ("communication", "message")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

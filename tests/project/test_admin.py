@@ -34,6 +34,7 @@ from tests.factories import (
     RegionFactory,
     RoleFactory,
     RoleMenuItemFactory,
+    SecureMessageFactory,
     SendingLineFactory,
     UserFactory,
 )
@@ -80,7 +81,25 @@ ROW_MAKERS = {
     "inbox.RawInbound": lambda: RawInboundFactory(raw=b"From: someone\r\n\r\nHello"),
     "inbox.Notification": NotificationFactory,
     "inbox.AuditEvent": AuditEventFactory,
+    "inbox.SecureAccessCode": lambda: _secure_code(),
 }
+
+
+def _secure_code():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inbox.models import SecureAccessCode
+
+    message = SecureMessageFactory()
+    return SecureAccessCode.objects.create(
+        communication=message.communication,
+        message=message,
+        code_hash="salt$hash",
+        sent_to=message.recipient_address,
+        expires_at=timezone.now() + timedelta(minutes=10),
+    )
 
 
 @pytest.fixture(autouse=True)
