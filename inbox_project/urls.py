@@ -20,5 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("hooks/", include("inbox.urls")),
     path("secure/", include("careportal.urls_secure")),
+    path("designer/", include("designer.urls")),
+    path("admin-portal/", include("adminportal.urls")),
     path("", include("careportal.urls")),
 ]
