@@ -1,3 +1,9 @@
-"""WebSocket routes of the Care Portal (the real-time consumers arrive with the real-time issue)."""
+"""WebSocket routes: the patient's live chat (the Care Portal's own socket arrives with the real-time issue)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers_chat import PatientChatConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/chat/<str:token>/", PatientChatConsumer.as_asgi()),  # the patient's live chat page
+]

@@ -22,5 +22,6 @@ urlpatterns = [
     path("secure/", include("careportal.urls_secure")),
     path("designer/", include("designer.urls")),
     path("admin-portal/", include("adminportal.urls")),
+    path("chat/", include("careportal.urls_chat")),
     path("", include("careportal.urls")),
 ]
