@@ -38,6 +38,15 @@ def _eager_celery():
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _in_memory_channel_layer():
+    """In-process tests use the in-memory channel layer, with or without REDIS_URL: a Redis connection pool is bound
+    to one event loop, and each ``async_to_sync`` call runs its own. Tests of the Redis layer across processes
+    (tests/e2e/test_realtime_two_processes.py) start their own servers with REDIS_URL."""
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _plain_http():
     """Production settings redirect to HTTPS and mark cookies Secure; the test client and live server speak HTTP.
 
