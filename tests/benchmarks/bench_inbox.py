@@ -189,13 +189,14 @@ def write_results(all_results: dict[int, list]) -> None:
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
         f"{platform.processor() or platform.machine()}), Python {platform.python_version()}, PostgreSQL, "
-        f"{REPEAT} requests per case after one warm-up. Server time in milliseconds (in-process Django handler).",
+        f"{REPEAT} requests per case after one warm-up, load average {os.getloadavg()[0]:.1f} at the end. Server time in "
+        "milliseconds (in-process Django handler).",
         "",
     ]
     sizes = sorted(all_results)
     header = "| case | " + " | ".join(f"{s:,} p50 | {s:,} p95" for s in sizes) + " | queries |"
     if len(sizes) > 1:
-        header = header[:-1] + f" p95 ratio {sizes[-1]:,}/{sizes[0]:,} |"
+        header += f" p95 ratio {sizes[-1]:,}/{sizes[0]:,} |"
     lines += [header, "|" + " --- |" * (header.count("|") - 1)]
     by_case = {}
     for size in sizes:
