@@ -112,15 +112,23 @@ EMPTY_STATES = {
 # --- Context builders ---------------------------------------------------------------------------------------
 
 
-def _nav_context(user, state: ListState) -> dict:
-    counts = folder_counts(user=user, filters=state.filters)
+def _nav_context(user, state: ListState, *, with_counts: bool = True) -> dict:
+    """Folder navigation. Without counts (the page and the list), the navigation fetches them from the counts partial
+    as soon as it loads: a folder shows its rows without waiting for every folder to be counted."""
+    if with_counts:
+        counts = folder_counts(user=user, filters=state.filters)
+    else:
+        counts = dict.fromkeys(folders_for(user))
     groups: dict[InboxKind, list] = {}
     for folder, count in counts.items():
         target = state.moved_to(folder)
         groups.setdefault(folder.inbox, []).append(
             {"folder": folder, "count": count, "url": target.list_url, "is_current": folder == state.folder}
         )
-    return {"nav_groups": [{"inbox": kind, "folders": folders} for kind, folders in groups.items()]}
+    return {
+        "nav_groups": [{"inbox": kind, "folders": folders} for kind, folders in groups.items()],
+        "counts_pending": not with_counts,
+    }
 
 
 def _rows_context(user, state: ListState, cursor: str = "") -> dict:
@@ -216,11 +224,15 @@ def inbox_folder(request, inbox: str, folder: str):
     user = request.user
     if is_partial(request):
         state = dataclasses.replace(state, open_id=current_state(request).open_id)
-        context = {**_nav_context(user, state), **_rows_context(user, state)}
+        context = {**_nav_context(user, state, with_counts=False), **_rows_context(user, state)}
         response = render(request, T + "_list_response.html", context)
         response["HX-Push-Url"] = state.url
         return response
-    context = {"active_nav": "inbox", **_nav_context(user, state), **_rows_context(user, state)}
+    context = {
+        "active_nav": "inbox",
+        **_nav_context(user, state, with_counts=False),
+        **_rows_context(user, state),
+    }
     if state.open_id is not None:
         communication = communication_for(user=user, pk=state.open_id)
         record_view(user=user, communication=communication, request=request)
@@ -245,7 +257,7 @@ def inbox_rows(request, inbox: str, folder: str):
         return HttpResponseBadRequest("That page of the list is not valid; reload the folder.")
     if cursor:
         return render(request, T + "_rows.html", context)
-    context.update(_nav_context(request.user, state))
+    context.update(_nav_context(request.user, state, with_counts=False))
     response = render(request, T + "_rows_response.html", context)
     response["HX-Push-Url"] = state.url
     return response
@@ -537,7 +549,9 @@ def communication_new(request):
         state = ListState(folder=folders_for(user)[0])
         page = {"active_nav": "inbox", "state": state, "new_dialog": True}
         return render(
-            request, PAGE, {**page, **context, **_nav_context(user, state), **_rows_context(user, state)}
+            request,
+            PAGE,
+            {**page, **context, **_nav_context(user, state, with_counts=False), **_rows_context(user, state)},
         )
     template = "_new_body.html" if request.htmx.target == "new-body" else "_new.html"
     return render(request, T + template, context)
