@@ -259,7 +259,8 @@ def inbox_rows(request, inbox: str, folder: str):
         return render(request, T + "_rows.html", context)
     context.update(_nav_context(request.user, state, with_counts=False))
     response = render(request, T + "_rows_response.html", context)
-    response["HX-Push-Url"] = state.url
+    if not request.GET.get("refresh"):  # a refresh after another action keeps the URL that action pushed
+        response["HX-Push-Url"] = state.url
     return response
 
 

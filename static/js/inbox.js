@@ -51,9 +51,15 @@
   }
 
   document.addEventListener("inbox:changed", (event) => refreshRows((event.detail && event.detail.ids) || []));
+  // Another action changed which rows the list holds: fetch the list again for the same filters, without touching
+  // the address bar (that action pushed its own URL, e.g. the conversation it opened).
   document.addEventListener("inbox:listchanged", () => {
     const filters = document.getElementById("filters");
-    if (filters) htmx.trigger(filters, "submit");
+    if (!filters) return;
+    const query = new URLSearchParams(new FormData(filters));
+    query.set("refresh", "1");
+    const path = filters.getAttribute("hx-get").split("?")[0];
+    htmx.ajax("GET", path + "?" + query.toString(), { target: "#inbox-rows", swap: "innerHTML" });
   });
 
   document.addEventListener("click", (event) => {
