@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install uv chromium lint dev migrate bench
+.PHONY: run test install uv chromium lint dev migrate bench bench-realtime
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -50,3 +50,8 @@ dev: install
 # Inbox benchmark on PostgreSQL (10k and 1M communications by default; BENCH_SIZES=10000,100000 for a quick run).
 bench: install
 	$(UV) run python tests/benchmarks/bench_inbox.py
+
+# Real-time benchmark on PostgreSQL and Redis: send/inbound SMS → DOM latency across two daphne web processes, and
+# memory per connection with 2,000 idle WebSockets on one (BENCH_SAMPLES, BENCH_SOCKETS, BENCH_REDIS_URL to tune).
+bench-realtime: install chromium
+	$(UV) run python tests/benchmarks/bench_realtime.py

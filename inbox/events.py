@@ -1,6 +1,9 @@
 """Real-time hints published after commit. The database is the truth; an event only says "this changed".
 
-Groups are keyed by communication, patient and user; consumers join only groups the access rule allows.
+Groups are keyed by communication, patient and user; consumers join only groups the access rule allows. Linked
+communications are also announced to the All Patients group: holders of Inbox Full Patient list every linked
+communication they may see (All Patients → Directed), and their consumer checks each one against the access rule
+before anything reaches the browser.
 """
 
 import logging
@@ -25,6 +28,7 @@ def group_for_user(user_id: int) -> str:
 
 
 UNRECOGNIZED_GROUP = "inbox.unrecognized"
+ALL_PATIENTS_GROUP = "inbox.all-patients"
 
 
 def _send(groups: list[str], event: dict) -> None:
@@ -49,3 +53,5 @@ def publish_communication_changed(communication, *, kind: str, user_ids: tuple[i
     groups.extend(group_for_user(uid) for uid in user_ids if uid)
     event = {"type": "communication.changed", "communication_id": communication.pk, "kind": kind}
     transaction.on_commit(lambda: _send(groups, event))
+    if communication.patient_id:
+        transaction.on_commit(lambda: _send([ALL_PATIENTS_GROUP], event))

@@ -376,3 +376,59 @@ def active_sending_lines():
     from .models import SendingLine
 
     return SendingLine.objects.filter(is_active=True).order_by("label", "number")
+
+
+@dataclass(frozen=True)
+class ChangesSince:
+    """What others changed on a communication since a user last saw it (the reply box's collision guard)."""
+
+    messages: list = field(default_factory=list)
+    status: str = ""  # the new status, when it differs from the one seen
+    status_by: str = ""
+    assignee_changed: bool = False
+    assignee: object = None
+    assignee_by: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.status or self.assignee_changed)
+
+
+def changes_since(
+    *, user, communication: Communication, last_message_id: int | None, status: str, assignee_id: int | None
+) -> ChangesSince:
+    """Messages newer than ``last_message_id`` written by anyone but ``user`` (a colleague's reply, the patient
+    writing again), and a status or assignee different from the ones ``user`` saw — unless ``user`` made that
+    change themselves (in another tab). Who made a change comes from the audit log."""
+    from .models import AuditEvent
+
+    newer = conversation_messages(communication).filter(pk__gt=last_message_id or 0)
+    messages = [m for m in newer if m.author_id != user.pk]
+
+    def last_change(action):
+        return (
+            AuditEvent.objects.filter(communication=communication, action=action)
+            .order_by("-at", "-id")
+            .first()
+        )
+
+    new_status, status_by = "", ""
+    if status and status != communication.status:
+        event = last_change(AuditEvent.Action.STATUS_CHANGED)
+        by_user = event is not None and event.detail.get("status") == communication.status
+        if not (by_user and event.actor_id == user.pk):
+            new_status = communication.status
+            status_by = event.actor_label if by_user else ""
+    assignee_changed, assignee_by = False, ""
+    if communication.assignee_id != assignee_id:
+        event = last_change(AuditEvent.Action.ASSIGNMENT_CHANGED)
+        if event is None or event.actor_id != user.pk:
+            assignee_changed = True
+            assignee_by = event.actor_label if event is not None else ""
+    return ChangesSince(
+        messages=messages,
+        status=new_status,
+        status_by=status_by,
+        assignee_changed=assignee_changed,
+        assignee=communication.assignee if assignee_changed else None,
+        assignee_by=assignee_by,
+    )

@@ -109,7 +109,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "careinbox"},
+            # channels-redis waits for messages with a 5 s BZPOPMIN; redis-py 8 reads with a 5 s socket timeout by
+            # default, so an idle socket's consumer died with "Timeout reading" after 5 s of silence. Read longer.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": "careinbox"},
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -270,3 +272,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 55},  # a sweep that waited past the next one is dropped, not run twice
     },
 }
+
+# --- Real time (the Care Portal WebSocket) ------------------------------------------------------------------
+# A tab says it is still there every LIVE_HEARTBEAT_SECONDS (and treats a socket that stays silent after it as
+# dead); "viewing" lasts PRESENCE_TTL_SECONDS after the last heartbeat, "typing…" TYPING_TTL_SECONDS after the last
+# keystroke reported.
+LIVE_HEARTBEAT_SECONDS = int(os.environ.get("LIVE_HEARTBEAT_SECONDS", 10))
+PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", 30))
+TYPING_TTL_SECONDS = int(os.environ.get("TYPING_TTL_SECONDS", 6))

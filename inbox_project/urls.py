@@ -19,9 +19,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("hooks/", include("inbox.urls")),
-    path("secure/", include("careportal.urls_secure")),
     path("designer/", include("designer.urls")),
     path("admin-portal/", include("adminportal.urls")),
+    path("secure/", include("careportal.urls_secure")),
     path("chat/", include("careportal.urls_chat")),
     path("", include("careportal.urls")),
 ]

@@ -19,6 +19,17 @@ from tests.factories import (
 )
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite the test database is a file (in this session's temporary directory) rather than memory, so that
+    other processes can share it: the real-time browser test runs two daphne web processes on it."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _fast_password_hashing():
     """Real hashers are slow on purpose; tests create many users."""

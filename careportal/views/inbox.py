@@ -26,6 +26,7 @@ from inbox.sanitize import clean_html
 from inbox.selectors import (
     active_sending_lines,
     assignee_candidates,
+    changes_since,
     communication_for,
     conversation_messages,
     folder_counts,
@@ -54,6 +55,7 @@ from ..forms import (
     StatusForm,
 )
 from ..models import ContactKind, Patient
+from ..presence import presence_for
 from ..selectors import search_visible_patients, visible_candidates
 from .inbox_state import (
     ListState,
@@ -110,9 +112,11 @@ EMPTY_STATES = {
 }
 
 # --- Context builders ---------------------------------------------------------------------------------------
+# Shared with the WebSocket push (careportal.live): a pushed partial is the same template with the same context as
+# the HTTP partial for the same viewer.
 
 
-def _nav_context(user, state: ListState, *, with_counts: bool = True) -> dict:
+def nav_context(user, state: ListState, *, with_counts: bool = True) -> dict:
     """Folder navigation. Without counts (the page and the list), the navigation fetches them from the counts partial
     as soon as it loads: a folder shows its rows without waiting for every folder to be counted."""
     if with_counts:
@@ -131,7 +135,7 @@ def _nav_context(user, state: ListState, *, with_counts: bool = True) -> dict:
     }
 
 
-def _rows_context(user, state: ListState, cursor: str = "") -> dict:
+def rows_context(user, state: ListState, cursor: str = "") -> dict:
     page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
     with_candidate_counts(page.rows)
     title, hint = EMPTY_STATES[state.folder]
@@ -168,15 +172,40 @@ def _draft(form: ReplyForm | None, communication: Communication) -> dict:
     }
 
 
-def _conversation_context(
-    request, communication: Communication, *, form=None, error: str = "", sent: bool = False
+def row_context(communication: Communication, state: ListState) -> dict:
+    with_candidate_counts([communication])
+    return {"c": communication, "state": state, "now": timezone.now()}
+
+
+def messages_context(communication: Communication) -> dict:
+    """The messages, and the newest one's id (the reply box's collision guard compares against it)."""
+    conversation = list(conversation_messages(communication))
+    return {
+        "c": communication,
+        "conversation": conversation,
+        "last_message_id": max((m.pk for m in conversation), default=None),
+    }
+
+
+def presence_context(communication: Communication, viewer) -> dict:
+    return {"c": communication, "presence": presence_for(communication.pk, viewer_id=viewer.pk)}
+
+
+def conversation_context(
+    communication: Communication,
+    *,
+    user,
+    state: ListState | None,
+    form=None,
+    error: str = "",
+    sent: bool = False,
 ) -> dict:
     is_unrecognized = communication.is_unrecognized
     needs_line = communication.channel == Channel.SMS and not communication.sending_line_id
     return {
-        "c": communication,
-        "state": current_state(request) if is_partial(request) else None,
-        "conversation": conversation_messages(communication),
+        **messages_context(communication),
+        **presence_context(communication, user),
+        "state": state,
         "candidate_count": communication.candidate_patients.count() if is_unrecognized else 0,
         "reply": {
             "draft": _draft(form, communication),
@@ -194,12 +223,17 @@ def _conversation_context(
     }
 
 
-def _header_context(communication: Communication, **extra) -> dict:
+def header_context(communication: Communication, **extra) -> dict:
     return {
         "c": communication,
         "candidate_count": communication.candidate_patients.count() if communication.is_unrecognized else 0,
         **extra,
     }
+
+
+def _conversation(request, communication: Communication, **extra) -> dict:
+    state = current_state(request) if is_partial(request) else None
+    return conversation_context(communication, user=request.user, state=state, **extra)
 
 
 # --- Pages and list partials ------------------------------------------------------------------------------
@@ -224,19 +258,19 @@ def inbox_folder(request, inbox: str, folder: str):
     user = request.user
     if is_partial(request):
         state = dataclasses.replace(state, open_id=current_state(request).open_id)
-        context = {**_nav_context(user, state, with_counts=False), **_rows_context(user, state)}
+        context = {**nav_context(user, state, with_counts=False), **rows_context(user, state)}
         response = render(request, T + "_list_response.html", context)
         response["HX-Push-Url"] = state.url
         return response
     context = {
         "active_nav": "inbox",
-        **_nav_context(user, state, with_counts=False),
-        **_rows_context(user, state),
+        **nav_context(user, state, with_counts=False),
+        **rows_context(user, state),
     }
     if state.open_id is not None:
         communication = communication_for(user=user, pk=state.open_id)
         record_view(user=user, communication=communication, request=request)
-        context.update(_conversation_context(request, communication))
+        context.update(conversation_context(communication, user=user, state=state))
         context["state"] = state
     return render(request, PAGE, context)
 
@@ -252,12 +286,12 @@ def inbox_rows(request, inbox: str, folder: str):
     state = dataclasses.replace(state, open_id=current_state(request).open_id)
     cursor = request.GET.get("cursor", "")
     try:
-        context = _rows_context(request.user, state, cursor)
+        context = rows_context(request.user, state, cursor)
     except (ValueError, OverflowError, OSError):
         return HttpResponseBadRequest("That page of the list is not valid; reload the folder.")
     if cursor:
         return render(request, T + "_rows.html", context)
-    context.update(_nav_context(request.user, state, with_counts=False))
+    context.update(nav_context(request.user, state, with_counts=False))
     response = render(request, T + "_rows_response.html", context)
     if not request.GET.get("refresh"):  # a refresh after another action keeps the URL that action pushed
         response["HX-Push-Url"] = state.url
@@ -272,7 +306,7 @@ def inbox_counts(request, inbox: str, folder: str):
     state = request_state(request, inbox, folder)
     if not is_partial(request):
         return redirect(state.url)
-    return render(request, T + "_folder_nav.html", {"state": state, **_nav_context(request.user, state)})
+    return render(request, T + "_folder_nav.html", {"state": state, **nav_context(request.user, state)})
 
 
 # --- One communication -----------------------------------------------------------------------------------
@@ -287,7 +321,7 @@ def communication(request, pk: int):
     if not is_partial(request):
         return redirect(deep_link(request.user, current))
     record_view(user=request.user, communication=current, request=request)
-    return render(request, T + "_conversation.html", _conversation_context(request, current))
+    return render(request, T + "_conversation.html", _conversation(request, current))
 
 
 @login_required
@@ -297,10 +331,7 @@ def communication_row(request, pk: int):
     current = communication_for(user=request.user, pk=pk)
     if not is_partial(request):
         return redirect(deep_link(request.user, current))
-    with_candidate_counts([current])
-    return render(
-        request, T + "_row.html", {"c": current, "state": current_state(request), "now": timezone.now()}
-    )
+    return render(request, T + "_row.html", row_context(current, current_state(request)))
 
 
 @login_required
@@ -310,7 +341,8 @@ def communication_header(request, pk: int):
     current = communication_for(user=request.user, pk=pk)
     if not is_partial(request):
         return redirect(deep_link(request.user, current))
-    return render(request, T + "_conversation_header.html", _header_context(current))
+    # The header, and the status switch beside the reply box (out of band): what a reconnecting page re-fetches.
+    return render(request, T + "_status_response.html", header_context(current))
 
 
 @login_required
@@ -320,19 +352,24 @@ def communication_messages(request, pk: int):
     current = communication_for(user=request.user, pk=pk)
     if not is_partial(request):
         return redirect(deep_link(request.user, current))
-    return render(
-        request, T + "_messages.html", {"c": current, "conversation": conversation_messages(current)}
-    )
+    return render(request, T + "_messages.html", messages_context(current))
 
 
 @login_required
 @require_POST
 @inbox_view
 def communication_reply(request, pk: int):
-    """Send from the reply box: "Send and Close" by default, "Send and keep Open" when that button is pressed."""
+    """Send from the reply box: "Send and Close" by default, "Send and keep Open" when that button is pressed.
+
+    Collision guard: the form carries what the user saw (newest message, status, assignee — kept current by the
+    real-time push); when someone else wrote or changed it since, nothing is sent and the answer (409) shows what
+    changed, with "Send anyway" (the same send with ``override``). The draft stays in the box."""
     current = communication_for(user=request.user, pk=pk)
     form = ReplyForm(request.POST, request.FILES, communication=current)
     if form.is_valid():
+        collision = _collision(request, current)
+        if collision is not None:
+            return collision
         try:
             send_reply(
                 user=request.user,
@@ -347,16 +384,14 @@ def communication_reply(request, pk: int):
             if not is_partial(request):
                 return redirect(next_url(request, current))
             current = communication_for(user=request.user, pk=pk)
-            response = render(
-                request, T + "_conversation.html", _conversation_context(request, current, sent=True)
-            )
+            response = render(request, T + "_conversation.html", _conversation(request, current, sent=True))
             return changed(response, current)
     else:
         message = form_error(form)
     if not is_partial(request):
         messages.error(request, message)
         return redirect(next_url(request, current))
-    context = _conversation_context(request, current, form=form, error=message)
+    context = _conversation(request, current, form=form, error=message)
     return unprocessable(request, T + "_reply_box.html", context, target="#reply-box", swap="outerHTML")
 
 
@@ -382,7 +417,7 @@ def communication_status(request, pk: int):
             messages.error(request, message)
         return redirect(next_url(request, current))
     current = communication_for(user=request.user, pk=pk)
-    context = _header_context(current, header_error=message)
+    context = header_context(current, header_error=message)
     if message:
         return unprocessable(
             request, T + "_status_response.html", context, target="#conversation-header", swap="outerHTML"
@@ -423,7 +458,7 @@ def communication_assign(request, pk: int):
         context = {"c": current, "candidates": candidates, "error": message}
         return unprocessable(request, T + "_assign.html", context, target="#dialog-slot", swap="innerHTML")
     current = communication_for(user=request.user, pk=pk)
-    return changed(render(request, T + "_assign_response.html", _header_context(current)), current)
+    return changed(render(request, T + "_assign_response.html", header_context(current)), current)
 
 
 @login_required
@@ -467,8 +502,42 @@ def communication_link(request, pk: int):
         context = _link_context(request, current, error=message)
         return unprocessable(request, T + "_link.html", context, target="#dialog-slot", swap="innerHTML")
     current = communication_for(user=request.user, pk=pk)
-    response = render(request, T + "_link_response.html", _conversation_context(request, current))
+    response = render(request, T + "_link_response.html", _conversation(request, current))
     return changed(response, current)
+
+
+def _collision(request, communication: Communication):
+    """The 409 answer when others changed the communication since the user last saw it, else ``None``.
+
+    Only a form that says what it saw is checked (every reply box does; an older page or a script without the
+    fields is not), and ``override`` is the user's "Send anyway"."""
+    data = request.POST
+    if "seen_message_id" not in data or data.get("override") == "1":
+        return None
+    changes = changes_since(
+        user=request.user,
+        communication=communication,
+        last_message_id=int_or_none(data.get("seen_message_id")),
+        status=data.get("seen_status", ""),
+        assignee_id=int_or_none(data.get("seen_assignee")),
+    )
+    if not changes:
+        return None
+    if not is_partial(request):
+        messages.warning(
+            request, "Someone else changed this conversation while you were writing. Nothing was sent."
+        )
+        return redirect(next_url(request, communication))
+    context = {
+        **header_context(communication),
+        **messages_context(communication),
+        "changes": changes,
+        "close": "0" if data.get("close") == "0" else "1",
+    }
+    response = render(request, T + "_collision_response.html", context, status=409)
+    response["HX-Retarget"] = "#reply-collision"
+    response["HX-Reswap"] = "outerHTML"
+    return changed(response, communication)  # its row and the counts catch up too
 
 
 def _link_context(request, communication: Communication, error: str = "") -> dict:
@@ -552,7 +621,7 @@ def communication_new(request):
         return render(
             request,
             PAGE,
-            {**page, **context, **_nav_context(user, state, with_counts=False), **_rows_context(user, state)},
+            {**page, **context, **nav_context(user, state, with_counts=False), **rows_context(user, state)},
         )
     template = "_new_body.html" if request.htmx.target == "new-body" else "_new.html"
     return render(request, T + template, context)
@@ -609,7 +678,7 @@ def _new_post(request):
             if not is_partial(request):
                 return redirect(deep_link(user, created))
             created = communication_for(user=user, pk=created.pk)
-            response = render(request, T + "_new_response.html", _conversation_context(request, created))
+            response = render(request, T + "_new_response.html", _conversation(request, created))
             response["HX-Retarget"] = "#conversation-pane"
             response["HX-Reswap"] = "innerHTML"
             response["HX-Push-Url"] = current_state(request).open_url(created.pk)

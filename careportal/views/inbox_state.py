@@ -111,21 +111,29 @@ def request_state(request, inbox: str, folder: str) -> ListState:
     )
 
 
-def current_state(request) -> ListState:
-    """The list the browser shows (from ``HX-Current-URL``), or the user's first folder with default filters."""
-    url = urlsplit(request.headers.get("HX-Current-URL", ""))
+def state_from_url(user, address: str) -> ListState | None:
+    """The Inbox list a page address shows (folder, filters, open communication), or ``None`` when the address is
+    not a folder page or names a folder the user does not have. Shared by HTMX requests (``HX-Current-URL``) and
+    the WebSocket subscription, so both read the page the same way."""
+    url = urlsplit(address or "")
     try:
         match = resolve(url.path)
         if match.view_name == "careportal:inbox_folder":
             params = QueryDict(url.query)
             return ListState(
-                folder=folder_or_404(request.user, match.kwargs["inbox"], match.kwargs["folder"]),
+                folder=folder_or_404(user, match.kwargs["inbox"], match.kwargs["folder"]),
                 filters=folder_filters(params),
                 open_id=int_or_none(params.get("c")),
             )
     except (Resolver404, Http404):
         pass
-    return ListState(folder=folders_for(request.user)[0])
+    return None
+
+
+def current_state(request) -> ListState:
+    """The list the browser shows (from ``HX-Current-URL``), or the user's first folder with default filters."""
+    state = state_from_url(request.user, request.headers.get("HX-Current-URL", ""))
+    return state or ListState(folder=folders_for(request.user)[0])
 
 
 def deep_link(user, communication: Communication) -> str:

@@ -1,0 +1,195 @@
+"""Rows follow the viewer's folder and filters (the same selector as the page): they leave when they no longer
+belong (closed with the Open filter on), arrive at their place (a new message on top, an assignment between its
+neighbours), the empty state comes and goes; the open conversation gets new messages appended, delivery changes in
+place, and — once an Unrecognized conversation is linked — its reply box."""
+
+import datetime as dt
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from inbox import events
+from inbox.folders import Folder
+from inbox.models import Communication, Message
+from inbox.services import ReplyContent, assign, link_to_patient, send_reply, set_status
+from tests.careportal.realtime_support import (
+    connect,
+    db,
+    folder_url,
+    fresh_layer_and_cache,  # noqa: F401 (autouse fixture)
+    ids_in,
+    latest,
+    oob_targets,
+    receive_frames,
+    run,
+    session_cookie,
+    subscribe,
+    subscription,
+)
+from tests.factories import (
+    CareTeamMemberFactory,
+    CommunicationFactory,
+    MessageFactory,
+    PatientContactMethodFactory,
+    SendingLineFactory,
+    UnrecognizedCommunicationFactory,
+    UserFactory,
+)
+from tests.inbox.ingest_support import receive_sms
+
+pytestmark = pytest.mark.django_db(transaction=True)
+NOW = timezone.now()
+
+
+@pytest.fixture
+def colleague(published_config, patient):
+    user = UserFactory(username="colleague", first_name="Cara", last_name="Colleague", role="care-nurse")
+    CareTeamMemberFactory(patient=patient, user=user)
+    return user
+
+
+def conversation(patient, *, minutes_ago: int, **fields) -> Communication:
+    at = NOW - dt.timedelta(minutes=minutes_ago)
+    communication = CommunicationFactory(patient=patient, last_message_at=at, opened_at=at, **fields)
+    MessageFactory(communication=communication, created_at=at, body_text=f"Written {minutes_ago} minutes ago")
+    return communication
+
+
+def test_closed_rows_leave_the_open_only_folder_and_the_empty_state_comes(nurse, colleague, patient):
+    first, second = conversation(patient, minutes_ago=5), conversation(patient, minutes_ago=50)
+    claim = subscription(folder_url(Folder.CARE_TEAM_DIRECTED, "status=open"), rows=[first.pk, second.pk])
+    cookie = session_cookie(colleague)
+
+    async def scenario():
+        socket = await connect(cookie)
+        await subscribe(socket, claim)
+        await db(set_status)(user=nurse, communication=first, status=Communication.Status.CLOSED)
+        frames = await receive_frames(socket)
+        assert oob_targets("".join(frames)).count("delete") == 1
+        assert f'<li id="row-{first.pk}" hx-swap-oob="delete">' in frames[0]
+        directed = latest(frames, "folder-nav")
+        assert 'data-count="care-team/directed"><span class="visually-hidden">, </span>1<' in directed
+
+        await db(set_status)(user=nurse, communication=second, status=Communication.Status.CLOSED)
+        frames = await receive_frames(socket, quiet=1.5)  # the recount of a burst comes at its end
+        html = "\n".join(frames)
+        assert f'<li id="row-{second.pk}" hx-swap-oob="delete">' in html
+        assert 'hx-swap-oob="innerHTML:#inbox-rows"' in html and 'id="rows-empty"' in html
+        assert 'data-count="care-team/directed"><span class="visually-hidden">, </span>0<' in latest(
+            frames, "folder-nav"
+        )
+
+        await db(set_status)(user=nurse, communication=second, status=Communication.Status.OPEN)
+        html = "\n".join(await receive_frames(socket, quiet=1.5))
+        assert '<li id="rows-empty" hx-swap-oob="delete">' in html
+        assert 'hx-swap-oob="afterbegin:#inbox-rows"' in html and f'id="row-{second.pk}"' in html
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_a_new_inbound_sms_puts_its_row_on_top(nurse, colleague, patient):
+    line = SendingLineFactory(number="+15550100001", label="Main clinic")
+    PatientContactMethodFactory(patient=patient, kind="phone", value="+15550102030")
+    older = conversation(patient, minutes_ago=90)
+    claim = subscription(folder_url(Folder.CARE_TEAM_DIRECTED), rows=[older.pk])
+    cookie = session_cookie(colleague)
+
+    async def scenario():
+        socket = await connect(cookie)
+        await subscribe(socket, claim)
+        await db(receive_sms)(sender="+15550102030", to=line.number, body="Running late, be there at 3")
+        html = "\n".join(await receive_frames(socket))
+        assert 'hx-swap-oob="afterbegin:#inbox-rows"' in html
+        assert "Running late, be there at 3" in html and "Main clinic" in html
+        assert f'id="row-{older.pk}"' not in html  # the others stay where they are
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_a_row_assigned_to_me_arrives_between_its_neighbours(nurse, colleague, patient):
+    newest = conversation(patient, minutes_ago=5, assignee=colleague)
+    middle = conversation(patient, minutes_ago=30)
+    oldest = conversation(patient, minutes_ago=60, assignee=colleague)
+    claim = subscription(folder_url(Folder.ASSIGNED_TO_ME), rows=[newest.pk, oldest.pk])
+    cookie = session_cookie(colleague)
+
+    async def scenario():
+        socket = await connect(cookie)
+        await subscribe(socket, claim)
+        await db(assign)(user=nurse, communication=middle, assignee=colleague)
+        html = "\n".join(await receive_frames(socket))
+        assert f'hx-swap-oob="afterend:#row-{newest.pk}"' in html
+        assert ids_in(html, "row-") == [middle.pk]
+        await db(assign)(user=nurse, communication=middle, assignee=nurse)  # given away: it leaves
+        html = "\n".join(await receive_frames(socket))
+        assert f'<li id="row-{middle.pk}" hx-swap-oob="delete">' in html
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_the_open_conversation_gets_new_messages_and_delivery_changes(nurse, colleague, patient):
+    communication = conversation(patient, minutes_ago=10)
+    first = communication.messages.get()
+    claim = subscription(
+        folder_url(Folder.CARE_TEAM_DIRECTED, f"c={communication.pk}"),
+        rows=[communication.pk],
+        open=communication.pk,
+        last_message_id=first.pk,
+    )
+    cookie = session_cookie(colleague)
+
+    def delivered(message):
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(delivery_status=Message.DeliveryStatus.DELIVERED)
+            events.publish_communication_changed(message.communication, kind="delivery")
+
+    async def scenario():
+        socket = await connect(cookie)
+        await subscribe(socket, claim)
+        await receive_frames(socket)
+        reply = await db(send_reply)(
+            user=nurse, communication=communication, content=ReplyContent(body="On my way"), close=False
+        )
+        html = "\n".join(await receive_frames(socket))
+        assert 'hx-swap-oob="beforeend:#messages"' in html and f'id="message-{reply.pk}"' in html
+        assert f'id="seen-message-id" name="seen_message_id" form="reply-form" value="{reply.pk}"' in html
+        assert "reply-box" not in html and 'id="reply-form"' not in html  # the draft is never touched
+
+        await db(delivered)(reply)
+        html = "\n".join(await receive_frames(socket))
+        article = latest([html], f"message-{reply.pk}")
+        assert 'hx-swap-oob="true"' in article and "Delivered" in article
+        assert "beforeend" not in html  # changed in place, not appended again
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_linking_the_open_unrecognized_conversation_brings_its_reply_box(lead, patient):
+    unknown = UnrecognizedCommunicationFactory(counterpart="+15550107777", channel="sms")
+    MessageFactory(communication=unknown, body_text="Who is this?")
+    other_lead = UserFactory(username="lead-2", first_name="Leo", last_name="Lead", role="team-lead")
+    claim = subscription(
+        folder_url(Folder.ALL_UNRECOGNIZED, f"c={unknown.pk}"),
+        rows=[unknown.pk],
+        open=unknown.pk,
+        last_message_id=unknown.messages.get().pk,
+    )
+    cookie = session_cookie(lead)
+
+    async def scenario():
+        socket = await connect(cookie)
+        await subscribe(socket, claim)
+        await receive_frames(socket)
+        await db(link_to_patient)(user=other_lead, communication=unknown, patient=patient)
+        html = "\n".join(await receive_frames(socket))
+        assert f'<li id="row-{unknown.pk}" hx-swap-oob="delete">' in html  # no longer Unrecognized
+        assert 'hx-swap-oob="innerHTML:#conversation-pane"' in html
+        assert 'id="reply-form"' in html and "Maria Lopez" in html
+        await socket.disconnect()
+
+    run(scenario)

@@ -1,0 +1,80 @@
+"""The collision guard in a real browser: a colleague replies while the nurse writes; Send shows what changed and
+"Send anyway" inside the reply box, the draft stays, the conversation catches up; "Send anyway" sends it."""
+
+import pytest
+from playwright.sync_api import expect
+
+from inbox.models import Channel, Message
+from inbox.services import ReplyContent, send_reply
+from tests.e2e.conftest import SCREENSHOTS
+from tests.factories import (
+    CareTeamMemberFactory,
+    CommunicationFactory,
+    MessageFactory,
+    SendingLineFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DRAFT = "Please take half a tablet tonight."
+
+
+@pytest.fixture
+def guarded_page(browser, live_server):
+    """A page that fails the test on any console error but the one this flow causes on purpose: Chromium logs the
+    409 answer ("Failed to load resource … 409") that carries the warning."""
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 1280, "height": 720}, locale="en-US"
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(msg.text) if msg.type == "error" and "status of 409" not in msg.text else None
+        ),
+    )
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    yield page
+    context.close()
+    assert not problems, "Browser reported errors:\n" + "\n".join(problems)
+
+
+def test_a_colleagues_reply_while_writing_is_shown_before_the_send_goes(
+    guarded_page, nurse, patient, published_config
+):
+    page = guarded_page
+    colleague = UserFactory(username="colleague", first_name="Cara", last_name="Colleague", role="care-nurse")
+    CareTeamMemberFactory(patient=patient, user=colleague)
+    sms = CommunicationFactory(
+        patient=patient, channel=Channel.SMS, assignee=nurse, counterpart="+15550102030",
+        sending_line=SendingLineFactory(number="+15550100001", label="Main clinic"),
+    )  # fmt: skip
+    MessageFactory(communication=sms, body_text="Can I take it with food?", sender_name="Maria Lopez")
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/inbox/my/assigned/?c={sms.pk}")
+    page.locator("#reply-box textarea").fill(DRAFT)
+
+    send_reply(user=colleague, communication=sms, content=ReplyContent(body="Yes, with food is fine."))
+    page.get_by_role("button", name="Send and Close").click()
+
+    warning = page.get_by_test_id("collision")
+    expect(warning).to_contain_text("Cara Colleague sent")
+    expect(warning).to_contain_text("Yes, with food is fine.")
+    expect(warning).to_contain_text("Cara Colleague closed it.")
+    expect(page.locator("#messages")).to_contain_text("Yes, with food is fine.")  # the conversation caught up
+    expect(page.get_by_test_id("conversation-status")).to_have_text("Closed")
+    expect(page.locator(f"#row-{sms.pk} .row-snippet")).to_contain_text("Yes, with food is fine.")
+    expect(page.locator("#reply-box textarea")).to_have_value(DRAFT)
+    assert not Message.objects.filter(communication=sms, author=nurse).exists()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "realtime-collision-warning.png"), full_page=True)
+
+    page.get_by_test_id("send-anyway").click()
+    expect(page.locator("#messages")).to_contain_text(DRAFT)
+    expect(page.get_by_test_id("collision")).to_have_count(0)
+    assert Message.objects.get(communication=sms, author=nurse).body_text == DRAFT
