@@ -16,8 +16,12 @@ def _is_draft(version: ConfigVersion | None) -> bool:
 class DraftOnlyEditsMixin:
     """Rows of a configuration version may be added, changed or deleted only while that version is a draft."""
 
+    version_path = "version"  # from a row to its ConfigVersion, e.g. "role.version"
+
     def version_of(self, obj) -> ConfigVersion | None:
-        raise NotImplementedError
+        for attribute in self.version_path.split("."):
+            obj = getattr(obj, attribute)
+        return obj
 
     def _editable(self, request, obj) -> bool:
         return obj is None or _is_draft(self.version_of(obj))
@@ -120,9 +124,6 @@ class RoleAdmin(DraftOnlyEditsMixin, admin.ModelAdmin):
     list_select_related = ("version",)
     inlines = (RoleMenuItemInline, PolicyGrantInline)
 
-    def version_of(self, obj):
-        return obj.version
-
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("menu_items", "policy_grants")
 
@@ -142,8 +143,7 @@ class RoleMenuItemAdmin(DraftOnlyEditsMixin, admin.ModelAdmin):
     search_fields = ("role__name", "role__key")
     list_select_related = ("role__version",)
 
-    def version_of(self, obj):
-        return obj.role.version
+    version_path = "role.version"
 
     @admin.display(description="Role", ordering="role__name")
     def role_name(self, obj):
@@ -161,8 +161,7 @@ class PolicyGrantAdmin(DraftOnlyEditsMixin, admin.ModelAdmin):
     search_fields = ("role__name", "role__key")
     list_select_related = ("role__version",)
 
-    def version_of(self, obj):
-        return obj.role.version
+    version_path = "role.version"
 
     @admin.display(description="Role", ordering="role__name")
     def role_name(self, obj):
@@ -179,6 +178,3 @@ class MessageTemplateAdmin(DraftOnlyEditsMixin, admin.ModelAdmin):
     list_filter = ("channel", "version__status")
     search_fields = ("name", "key", "subject", "body")
     list_select_related = ("version",)
-
-    def version_of(self, obj):
-        return obj.version
