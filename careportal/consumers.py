@@ -40,6 +40,9 @@ db = database_sync_to_async
 
 
 class PortalConsumer(AsyncWebsocketConsumer):
+    """One tab's socket. Its state is only what the tab shows (the subscription), the groups it joined and timers;
+    every decision re-reads the user and the database through ``careportal.live``."""
+
     async def connect(self):
         self.user_id = None
         self.subscription = live.Subscription()

@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels (routes arrive with the real-time issue)."""
+"""ASGI entry point: HTTP through Django, WebSockets (careportal.routing) through Channels."""
 
 import os
 

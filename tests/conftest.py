@@ -4,6 +4,8 @@
 - ``other_nurse``: same role, on nobody's care team (the "nurse off the team").
 - ``lead``: a team lead whose role holds Inbox Full Patient.
 - ``outsider``: a user whose role has no Inbox and who is on no care team.
+- ``administrator`` / ``designer``: roles holding only the Administrator / Designer policy.
+- ``coordinator``: a Care Coordinator, whose published menu has no Inbox (as in the demo).
 """
 
 import pytest
@@ -136,3 +138,48 @@ def lead(published_config):
 @pytest.fixture
 def outsider(published_config):
     return UserFactory(username="outsider", first_name="Oscar", last_name="Outside", role="front-desk")
+
+
+@pytest.fixture
+def administrator(published_config):
+    version, roles = published_config
+    roles["administrator"] = RoleFactory(
+        version=version,
+        key="administrator",
+        name="Administrator",
+        menu=[MenuItem.HOME],
+        policies=[Policy.ADMINISTRATOR],
+    )
+    return UserFactory(username="admin", first_name="Alex", last_name="Morgan", role="administrator")
+
+
+@pytest.fixture
+def designer(published_config):
+    version, roles = published_config
+    roles["designer"] = RoleFactory(
+        version=version,
+        key="designer",
+        name="Configuration Designer",
+        menu=[MenuItem.HOME],
+        policies=[Policy.DESIGNER],
+    )
+    return UserFactory(username="designer", first_name="Devin", last_name="Shah", role="designer")
+
+
+@pytest.fixture
+def coordinator(published_config):
+    version, roles = published_config
+    roles["coordinator"] = RoleFactory(
+        version=version,
+        key="care-coordinator",
+        name="Care Coordinator",
+        menu=[MenuItem.HOME, MenuItem.PATIENTS],
+    )
+    return UserFactory(
+        username="coordinator", first_name="Carlos", last_name="Mendes", role="care-coordinator"
+    )
+
+
+@pytest.fixture
+def other_designer(designer):
+    return UserFactory(username="designer2", first_name="Dana", last_name="Other", role="designer")
