@@ -213,7 +213,10 @@ def write_results(all_results: dict[int, list]) -> None:
             ratio = last[1] / first[1] if first and last and first[1] else float("nan")
             row += f" {ratio:.2f} |"
         lines.append(row)
-    RESULTS.write_text("\n".join(lines) + "\n")
+    # Keep the other benchmarks' sections (e.g. "## Real time") that follow the Inbox table.
+    previous = RESULTS.read_text() if RESULTS.exists() else ""
+    others = previous[previous.index("\n## ") :] if "\n## " in previous else ""
+    RESULTS.write_text("\n".join(lines) + "\n" + others)
     print("\n".join(lines))
 
 
