@@ -181,12 +181,6 @@ class Search:
         return Q(pk__in=ids) if ids is not None else Q(pk__in=self.matching_ids())
 
 
-def search_q(term: str, *, region: str = "US") -> Q:
-    if not term.strip():
-        return Q()
-    return Search(term, region=region).q()
-
-
 def normalize_phone(value: str, *, region: str = "US") -> str | None:
     """E.164 form of a phone number as typed ("(555) 010-2030" → "+15550102030"), or None."""
     digits = sum(ch.isdigit() for ch in value)
@@ -202,9 +196,10 @@ def normalize_phone(value: str, *, region: str = "US") -> str | None:
 
 
 def folder_communications(
-    *, user, folder: Folder, filters: FolderFilters | None = None
+    *, user, folder: Folder, filters: FolderFilters | None = None, search: "Search | None" = None
 ) -> QuerySet[Communication]:
-    """Communications in ``folder`` for ``user`` with ``filters`` applied, newest first.
+    """Communications in ``folder`` for ``user`` with ``filters`` applied, newest first. ``search`` is the
+    ``Search`` of ``filters.query`` when the caller already built it (its matching ids are then read once).
 
     Raises ``FolderNotAllowed`` when the user's published role does not offer the folder's inbox.
     """
@@ -222,8 +217,8 @@ def folder_communications(
         qs = qs.filter(channel__in={c for key in filters.channels for c in FILTER_CHANNELS[key]})
     if filters.unassigned_only and folder.is_shared:
         qs = qs.filter(assignee__isnull=True)
-    if filters.query:
-        qs = qs.filter(search_q(filters.query))
+    if filters.query.strip():
+        qs = qs.filter((search or Search(filters.query)).q())
     return qs.order_by("-last_message_at", "-id")
 
 
@@ -318,11 +313,10 @@ def folder_page(
     does not grow with its depth. ``cursor`` is the ``next_cursor`` of the previous page."""
     filters = filters or FolderFilters()
     related = ("patient", "contact", "sending_line", "assignee")
-    if filters.query.strip():
-        search = Search(filters.query)
-        if search.selective_ids is None:
-            return _dense_search_page(user, folder, filters, search, cursor, limit)
-    qs = _after(folder_communications(user=user, folder=folder, filters=filters), cursor)
+    search = Search(filters.query) if filters.query.strip() else None
+    if search is not None and search.selective_ids is None:
+        return _dense_search_page(user, folder, filters, search, cursor, limit)
+    qs = _after(folder_communications(user=user, folder=folder, filters=filters, search=search), cursor)
     rows = list(qs.select_related(*related)[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return FolderPage(rows=rows[:limit], next_cursor=next_cursor)

@@ -482,3 +482,16 @@ def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(
         )
         == matching
     )
+
+
+def test_a_searched_folder_page_reads_the_matching_ids_once(lead, patient):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from inbox.selectors import folder_page
+
+    CommunicationFactory(patient=patient, subject="Refill request")
+    with CaptureQueriesContext(connection) as ctx:
+        page = folder_page(user=lead, folder=Folder.ALL_DIRECTED, filters=FolderFilters(query="refill"))
+    assert len(page.rows) == 1
+    assert sum("UNION" in q["sql"].upper() for q in ctx.captured_queries) == 1
