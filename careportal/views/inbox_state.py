@@ -2,6 +2,7 @@
 plumbing every Inbox view shares (access to the page, 404 for what a user may not see, HTMX responses)."""
 
 import dataclasses
+import functools
 import json
 from functools import wraps
 from urllib.parse import urlsplit
@@ -41,7 +42,7 @@ class ListState:
     filters: FolderFilters = dataclasses.field(default_factory=FolderFilters)
     open_id: int | None = None
 
-    @property
+    @functools.cached_property
     def path(self) -> str:
         return reverse("careportal:inbox_folder", args=[self.folder.inbox, self.folder.slug])
 
@@ -54,12 +55,14 @@ class ListState:
         """This list with its open communication, as the address bar shows it."""
         return self._with_query(self.path, c=self.open_id)
 
-    @property
+    @functools.cached_property
     def list_url(self) -> str:
         return self._with_query(self.path)
 
     def open_url(self, pk: int) -> str:
-        return self._with_query(self.path, c=pk)
+        # Every row of a list asks for this: the filters' query is built once (``list_url``), the id appended last
+        # exactly as ``filter_query`` would.
+        return f"{self.list_url}{'&' if '?' in self.list_url else '?'}c={int(pk)}"
 
     @property
     def rows_url(self) -> str:
