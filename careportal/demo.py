@@ -39,6 +39,12 @@ from inbox.models import Attachment, Channel, Communication, InboundAddress, Mes
 from .models import CareTeamMember, Contact, ContactKind, Document, Encounter, Patient, PatientContactMethod
 
 BATCH_SIZE = 5000
+# Patients per clinical team. The named demo staff are the first team; a larger organisation gets one more team of
+# generated nurses and providers per further TEAM_PATIENTS patients, so a care-team member's panel, assignments and
+# sent messages stay the size a real person has however many patients the organisation holds.
+TEAM_PATIENTS = 2000
+TEAM_NURSES = 4
+TEAM_PROVIDERS = 3
 MESSAGES_PER_COMMUNICATION = 5
 MAX_MESSAGES_PER_COMMUNICATION = 24
 MAX_PATIENTS = 1_000_000  # the synthetic phone-number ranges below hold this many patients
@@ -743,8 +749,53 @@ class DemoBuilder:
         self.nurses = [self.users[name] for name in NURSE_USERNAMES]
         self.providers = [self.users[name] for name in PROVIDER_USERNAMES]
         self.team_roles = {self.users[s.username].pk: s.team_role for s in STAFF}
+        self.titles = {self.users[s.username].pk: s.title for s in STAFF}
         self.inbox_staff = [*self.nurses, *self.providers, self.lead]
+        self.teams = [(self.nurses, self.providers)]
+        self.build_more_teams(password)
+        self.all_inbox_staff = [*self.inbox_staff, *(u for n, p in self.teams[1:] for u in (*n, *p))]
+        self.team0_share = min(1.0, TEAM_PATIENTS / max(1, self.patient_count))
         self.counts["users"] = len(self.users)
+
+    def build_more_teams(self, password: str) -> None:
+        """One generated team (nurses and providers) per TEAM_PATIENTS patients beyond the first team's."""
+        extra = max(0, -(-self.patient_count // TEAM_PATIENTS) - 1)
+        if not extra:
+            return
+        specs = []
+        for team in range(1, extra + 1):
+            for kind, count, title, team_role in (
+                ("rn", TEAM_NURSES, "RN", "Nurse"),
+                ("md", TEAM_PROVIDERS, "MD", "Primary care physician"),
+            ):
+                for number in range(1, count + 1):
+                    first, last = self.fake.first_name(), self.fake.last_name()
+                    specs.append((team, kind, f"t{team:03d}.{kind}{number}", first, last, title, team_role))
+        users = User.objects.bulk_create(
+            User(
+                username=username,
+                password=password,
+                first_name=first,
+                last_name=last,
+                email=f"{username}@{STAFF_EMAIL_DOMAIN}",
+                role="care-nurse",
+                title=title,
+                time_zone=REGIONS[team % len(REGIONS)][3],
+            )
+            for team, _kind, username, first, last, title, _team_role in specs
+        )
+        UserRegion = User.regions.through
+        UserRegion.objects.bulk_create(
+            UserRegion(user_id=user.pk, region_id=self.regions[spec[0] % len(self.regions)].pk)
+            for user, spec in zip(users, specs, strict=True)
+        )
+        teams: dict[int, tuple[list, list]] = {}
+        for user, (team, kind, username, _f, _l, title, team_role) in zip(users, specs, strict=True):
+            self.users[username] = user
+            self.team_roles[user.pk] = team_role
+            self.titles[user.pk] = title
+            teams.setdefault(team, ([], []))[0 if kind == "rn" else 1].append(user)
+        self.teams += [teams[team] for team in sorted(teams)]
 
     def build_configuration(self) -> None:
         version = ConfigVersion.objects.create(
@@ -1032,6 +1083,9 @@ class DemoBuilder:
             showcase = row.index < 3
             if not showcase and rng.random() < 0.03:
                 continue  # no care team: visible only to Inbox Full Patient
+            if row.index >= TEAM_PATIENTS:
+                self.add_generated_team(row, members)
+                continue
             nurse = self.nurse if showcase or rng.random() < 0.33 else rng.choice(self.nurses[1:])
             provider = rng.choice(self.providers)
             team = [(nurse, True), (provider, False)]
@@ -1057,6 +1111,22 @@ class DemoBuilder:
         for start in range(0, len(members), BATCH_SIZE):
             CareTeamMember.objects.bulk_create(members[start : start + BATCH_SIZE])
         self.counts["care_team_members"] = len(members)
+
+    def add_generated_team(self, row: PatientRow, members: list[CareTeamMember]) -> None:
+        """A care team from the patient's generated team: one of its nurses (primary) and one of its providers."""
+        nurses, providers = self.teams[min(row.index // TEAM_PATIENTS, len(self.teams) - 1)]
+        nurse, provider = self.rng.choice(nurses), self.rng.choice(providers)
+        for user, is_primary in ((nurse, True), (provider, False)):
+            role = self.team_roles[user.pk]
+            row.team.append((user, role, is_primary))
+            members.append(
+                CareTeamMember(
+                    patient_id=row.obj.pk, user_id=user.pk, team_role=role, is_primary_contact=is_primary
+                )
+            )
+        row.primary, row.provider = nurse, provider
+        row.inbox_members = [nurse, provider]
+        row.on_nurse_team = False
 
     def build_encounters(self) -> None:
         rng = self.rng
@@ -1315,7 +1385,7 @@ class DemoBuilder:
             spec.sender_name = (
                 f"The {household.members[0].obj.last_name} family" if channel == Channel.EMAIL else ""
             )
-            spec.assignee = rng.choice(self.inbox_staff) if rng.random() < 0.15 else None
+            spec.assignee = rng.choice(self.all_inbox_staff) if rng.random() < 0.15 else None
             spec.messages, spec.fixed_count = (1 if channel == Channel.SMS else rng.choice((1, 1, 2))), True
         return spec
 
@@ -1323,7 +1393,7 @@ class DemoBuilder:
         """A sender who matches nobody: Unrecognized with no candidates. Each of their SMS is its own communication."""
         rng = self.rng
         channel = channel or (Channel.SMS if rng.random() < 0.55 else Channel.EMAIL)
-        to_nurse = to_nurse or rng.random() < 0.15
+        to_nurse = to_nurse or rng.random() < 0.15 * self.team0_share
         first, last, email = rng.choice(self.unknown_people)
         spec = CommSpec(channel=channel, counterpart=email, stranger=(first, last), fixed_count=True)
         if channel == Channel.SMS:
@@ -1340,7 +1410,7 @@ class DemoBuilder:
                 spec.unknown_text = PHARMACY_EMAIL
             spec.messages = rng.choice((1, 1, 1, 2))
         spec.assignee = (
-            self.nurse if to_nurse else (rng.choice(self.inbox_staff) if rng.random() < 0.15 else None)
+            self.nurse if to_nurse else (rng.choice(self.all_inbox_staff) if rng.random() < 0.15 else None)
         )
         return spec
 
@@ -1486,15 +1556,15 @@ class DemoBuilder:
         provider = (
             row.provider if row is not None and row.provider is not None else rng.choice(self.providers)
         )
-        provider_spec = next(s for s in STAFF if s.username == provider.username)
+        provider_title = self.titles[provider.pk]
         addressee = spec.contact.first_name if spec.contact else (row.first if row else "")
         household = spec.household
         hh_member = rng.choice(household.members[:2]).obj if household else None
         values = {
             "first": addressee,
             "provider": f"Dr. {provider.last_name}"
-            if provider_spec.title == "MD"
-            else f"{provider.full_name}, {provider_spec.title}",
+            if provider_title == "MD"
+            else f"{provider.full_name}, {provider_title}",
             "med": rng.choice(MEDS),
             "pharmacy": rng.choice(PHARMACIES),
             "day": rng.choice(DAYS),

@@ -380,3 +380,33 @@ def test_it_rejects_too_few_patients(db):
     with pytest.raises(CommandError, match="--patients"):
         call_command("seed_demo", "--patients", "2", stdout=StringIO())
     assert not Patient.objects.exists()
+
+
+def test_a_large_organisation_gets_more_teams_and_panels_stay_human_sized(monkeypatch):
+    """Beyond TEAM_PATIENTS patients every further block of patients gets its own generated team, so the named
+    demo staff's panels (and the benchmark's per-user folders) do not grow with the organisation."""
+    from careportal import demo
+
+    monkeypatch.setattr(demo, "TEAM_PATIENTS", 40)
+    counts = demo.seed_demo(patients=130, communications=300, seed=SEED)
+    generated = User.objects.filter(username__startswith="t0")
+    assert counts["users"] == 13 + 3 * (demo.TEAM_NURSES + demo.TEAM_PROVIDERS) == User.objects.count()
+    assert generated.count() == 3 * (demo.TEAM_NURSES + demo.TEAM_PROVIDERS)
+    nurse = User.objects.get(username="nurse")
+    first_team = set(Patient.objects.order_by("pk").values_list("pk", flat=True)[:40])
+    assert set(CareTeamMember.objects.filter(user=nurse).values_list("patient_id", flat=True)) <= first_team
+    others = CareTeamMember.objects.exclude(patient_id__in=first_team)
+    assert others.exists()
+    assert not others.exclude(user__in=generated).exists()
+    # Each later patient's team is one generated nurse (primary) and one generated provider.
+    per_patient = others.values("patient_id").annotate(
+        n=Count("pk"), primaries=Count("pk", filter=Q(is_primary_contact=True))
+    )
+    assert {(row["n"], row["primaries"]) for row in per_patient} == {(2, 1)}
+    # Outbound messages on later patients are written by their own team (or the organisation-wide lead).
+    authors = set(
+        Message.objects.filter(direction="out", communication__patient_id__in=others.values("patient_id"))
+        .exclude(author=None)
+        .values_list("author__username", flat=True)
+    )
+    assert authors and all(name.startswith("t0") or name == "lead" for name in authors)
