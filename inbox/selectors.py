@@ -229,9 +229,17 @@ def _after(qs, cursor: str):
     return qs.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, pk__lt=pk))
 
 
+# A folder count stops at COUNT_CAP + 1, shown as "10,000+": nobody triages ten thousand rows by their number, and
+# counting an organisation-wide folder exactly would read every row of it on every change.
+COUNT_CAP = 10_000
+
+
 def folder_counts(*, user, filters: FolderFilters | None = None) -> dict[Folder, int]:
+    """Rows per folder, from the same selector as the list; a value above ``COUNT_CAP`` means "more than that"."""
     return {
-        folder: folder_communications(user=user, folder=folder, filters=filters).count()
+        folder: folder_communications(user=user, folder=folder, filters=filters)
+        .order_by()[: COUNT_CAP + 1]
+        .count()
         for folder in folders_for(user)
     }
 

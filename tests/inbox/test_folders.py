@@ -495,3 +495,20 @@ def test_a_searched_folder_page_reads_the_matching_ids_once(lead, patient):
         page = folder_page(user=lead, folder=Folder.ALL_DIRECTED, filters=FolderFilters(query="refill"))
     assert len(page.rows) == 1
     assert sum("UNION" in q["sql"].upper() for q in ctx.captured_queries) == 1
+
+
+def test_counts_stop_above_the_cap_and_the_navigation_says_so(busy_inbox, nurse, client, monkeypatch):
+    """A count reads at most COUNT_CAP + 1 rows; above the cap the navigation shows "N+" instead of a number."""
+    from inbox import selectors
+
+    exact = folder_counts(user=nurse)
+    monkeypatch.setattr(selectors, "COUNT_CAP", 2)
+    capped = folder_counts(user=nurse)
+    assert capped == {folder: min(count, 3) for folder, count in exact.items()}
+    assert capped[Folder.PRIMARY_CONTACT] == 3 and exact[Folder.PRIMARY_CONTACT] == 3
+
+    client.force_login(nurse)
+    response = client.get("/inbox/my/primary-contact/counts/", HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert 'data-count="my/primary-contact"' in html
+    assert "2+" in html.split('data-count="my/primary-contact"')[1].split("</span></span>")[0]
