@@ -121,7 +121,6 @@ def _name_q(term: str) -> Q:
 
 
 SEARCH_ID_LIMIT = 5000
-SEARCH_CHUNK = 1000
 
 
 class Search:
@@ -140,30 +139,29 @@ class Search:
         patients = Patient.objects.filter(by_name).values("pk")
         contacts = Contact.objects.filter(_name_q(term)).values("pk")
         communications = Communication.objects.order_by()
-        # (queryset, the field naming the communication id in it)
-        self.kinds = [
-            (communications.filter(patient_id__in=patients), "pk"),
-            (communications.filter(contact_id__in=contacts), "pk"),
-            (communications.filter(subject__icontains=term), "pk"),
-            (message_text_matches(term).order_by(), "communication_id"),
+        messages = message_text_matches(term).order_by()
+        # Each kind as a filter on communications (a folder page takes the newest matches of each kind) and as
+        # (queryset, the field naming the communication id in it) for the id sets of counts and the API.
+        self.filters = [
+            Q(patient_id__in=patients),
+            Q(contact_id__in=contacts),
+            Q(subject__icontains=term),
+            Q(pk__in=messages.values("communication_id")),
         ]
+        self.kinds = [(communications.filter(q), "pk") for q in self.filters[:3]]
+        self.kinds.append((messages, "communication_id"))
         if "@" in term:
             email = term.lower()
-            self.kinds.append((communications.filter(counterpart__icontains=email), "pk"))
-            self.kinds.append((communications.filter(inbound_address__address__icontains=email), "pk"))
+            extra = [Q(counterpart__icontains=email), Q(inbound_address__address__icontains=email)]
         else:
             phone = normalize_phone(term, region=region)
-            if phone:
-                self.kinds.append((communications.filter(counterpart=phone), "pk"))
-                self.kinds.append((communications.filter(sending_line__number=phone), "pk"))
+            extra = [Q(counterpart=phone), Q(sending_line__number=phone)] if phone else []
+        self.filters += extra
+        self.kinds += [(communications.filter(q), "pk") for q in extra]
 
-    def matching_ids(self, among=None):
-        """One ``… UNION …`` of every kind's ids, optionally only among the ids ``among``."""
-        parts = []
-        for qs, id_field in self.kinds:
-            if among is not None:
-                qs = qs.filter(**{f"{id_field}__in": among})
-            parts.append(qs.values_list(id_field, flat=True))
+    def matching_ids(self):
+        """One ``… UNION …`` of every kind's ids."""
+        parts = [qs.values_list(id_field, flat=True) for qs, id_field in self.kinds]
         first, *rest = parts
         # UNION ALL: no de-duplication pass, so a LIMIT stops early; duplicates are harmless in IN (…).
         return first.union(*rest, all=True)
@@ -320,35 +318,33 @@ def folder_page(
     """One page of a folder by keyset pagination (newest first): never loads a whole folder, and the cost of a page
     does not grow with its depth. ``cursor`` is the ``next_cursor`` of the previous page."""
     filters = filters or FolderFilters()
-    related = ("patient", "contact", "sending_line", "assignee")
-    search = Search(filters.query) if filters.query.strip() else None
-    if search is not None and search.selective_ids is None:
-        return _dense_search_page(user, folder, filters, search, cursor, limit)
-    qs = _after(folder_communications(user=user, folder=folder, filters=filters, search=search), cursor)
-    rows = list(qs.select_related(*related)[: limit + 1])
+    if filters.query.strip():
+        return _search_page(user, folder, filters, Search(filters.query), cursor, limit)
+    qs = _after(folder_communications(user=user, folder=folder, filters=filters), cursor)
+    rows = list(qs.select_related(*ROW_RELATED)[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return FolderPage(rows=rows[:limit], next_cursor=next_cursor)
 
 
-def _dense_search_page(user, folder, filters, search: "Search", cursor: str, limit: int) -> FolderPage:
-    """A term matching a large share of everything: walk the folder newest first in chunks and keep the matches,
-    so a page costs a few chunks instead of hashing every match."""
+ROW_RELATED = ("patient", "contact", "sending_line", "assignee")
+
+
+def _search_page(user, folder, filters, search: "Search", cursor: str, limit: int) -> FolderPage:
+    """A searched page: the newest ``limit + 1`` matches of each kind of search (name, contact, subject, message
+    text, address or number), each one query PostgreSQL can serve from that kind's index or by walking the folder
+    newest first, merged newest first. However many communications a term matches — three or three million — a
+    page reads at most ``limit + 1`` rows per kind, and the rows it returns are exactly the folder's newest matches
+    after ``cursor``."""
     from dataclasses import replace
 
-    unsearched = folder_communications(user=user, folder=folder, filters=replace(filters, query=""))
-    found: list[int] = []
-    while len(found) <= limit:
-        chunk = list(_after(unsearched, cursor).values_list("pk", "last_message_at")[:SEARCH_CHUNK])
-        if not chunk:
-            break
-        matched = set(search.matching_ids(among=[pk for pk, _ in chunk]))
-        found.extend(pk for pk, _ in chunk if pk in matched)
-        last_pk, last_at = chunk[-1]
-        cursor = cursor_for(last_at, last_pk)
-    found = found[: limit + 1]
-    by_pk = Communication.objects.select_related("patient", "contact", "sending_line", "assignee").in_bulk(
-        found
+    unsearched = _after(
+        folder_communications(user=user, folder=folder, filters=replace(filters, query="")), cursor
     )
+    newest: dict[int, object] = {}
+    for q in search.filters:
+        newest.update(unsearched.filter(q).values_list("pk", "last_message_at")[: limit + 1])
+    found = sorted(newest, key=lambda pk: (newest[pk], pk), reverse=True)[: limit + 1]
+    by_pk = Communication.objects.select_related(*ROW_RELATED).in_bulk(found)
     rows = [by_pk[pk] for pk in found]
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return FolderPage(rows=rows[:limit], next_cursor=next_cursor)

@@ -444,8 +444,8 @@ def test_folders_that_imply_visibility_select_only_visible_communications(folder
 
 
 def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(lead, patient, monkeypatch):
-    """Above SEARCH_ID_LIMIT matches the page walks the folder in chunks; it must give the same rows in the same
-    order as the plain query, page after page."""
+    """However many communications match (here more than SEARCH_ID_LIMIT, where counts switch to a sub-select),
+    the pages give the same rows in the same order as the plain query, page after page."""
     import datetime as dt
 
     from django.utils import timezone
@@ -453,7 +453,6 @@ def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(
     from inbox import selectors
 
     monkeypatch.setattr(selectors, "SEARCH_ID_LIMIT", 3)
-    monkeypatch.setattr(selectors, "SEARCH_CHUNK", 4)
     base = timezone.now()
     matching = []
     for i in range(12):
@@ -484,17 +483,28 @@ def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(
     )
 
 
-def test_a_searched_folder_page_reads_the_matching_ids_once(lead, patient):
+def test_a_searched_folder_page_reads_a_bounded_number_of_rows_per_kind(lead, patient):
+    """A searched page asks each kind of search for its newest limit + 1 matches (one query each) and reads the
+    rows once: the number of queries does not depend on how many communications match."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from inbox.selectors import folder_page
+    from inbox.selectors import Search, folder_page
 
     CommunicationFactory(patient=patient, subject="Refill request")
-    with CaptureQueriesContext(connection) as ctx:
-        page = folder_page(user=lead, folder=Folder.ALL_DIRECTED, filters=FolderFilters(query="refill"))
-    assert len(page.rows) == 1
-    assert sum("UNION" in q["sql"].upper() for q in ctx.captured_queries) == 1
+    kinds = len(Search("refill").filters)
+    folder_page(user=lead, folder=Folder.ALL_DIRECTED)  # the user's role and regions are read once per user
+    for extra in (0, 6):
+        for _ in range(extra):
+            CommunicationFactory(patient=patient, subject="Refill request")
+        with CaptureQueriesContext(connection) as ctx:
+            page = folder_page(
+                user=lead, folder=Folder.ALL_DIRECTED, filters=FolderFilters(query="refill"), limit=3
+            )
+        assert len(page.rows) == (1 if not extra else 3)
+        per_kind = [q["sql"] for q in ctx.captured_queries if "LIMIT 4" in q["sql"]]
+        assert len(per_kind) == kinds
+        assert len(ctx.captured_queries) == kinds + 1  # and one read of the page's rows
 
 
 def test_counts_stop_above_the_cap_and_the_navigation_says_so(busy_inbox, nurse, client, monkeypatch):
