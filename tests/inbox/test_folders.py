@@ -522,3 +522,50 @@ def test_counts_stop_above_the_cap_and_the_navigation_says_so(busy_inbox, nurse,
     html = response.content.decode()
     assert 'data-count="my/primary-contact"' in html
     assert "2+" in html.split('data-count="my/primary-contact"')[1].split("</span></span>")[0]
+
+
+@pytest.mark.parametrize("folder", [Folder.PRIMARY_CONTACT, Folder.CARE_TEAM_DIRECTED])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        FolderFilters(),
+        FolderFilters(statuses=frozenset({"open"})),
+        FolderFilters(channels=frozenset({"email"})),
+    ],
+    ids=["default", "open", "email"],
+)
+def test_care_team_folder_pages_walk_exactly_the_folder_newest_first(nurse, folder, filters):
+    """Care-team folders are paged from the user's care teams on PostgreSQL (a LATERAL join per patient): page after
+    page they give exactly the rows, in the order, that the folder's own selector gives — ties on time included."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from inbox.selectors import folder_page
+
+    at = timezone.now()
+    primary, member, elsewhere = PatientFactory(), PatientFactory(), PatientFactory()
+    CareTeamMemberFactory(patient=primary, user=nurse, is_primary_contact=True)
+    CareTeamMemberFactory(patient=member, user=nurse, is_primary_contact=False)
+    for i in range(9):
+        for owner in (primary, member, elsewhere):
+            CommunicationFactory(
+                patient=owner,
+                channel=Channel.EMAIL if i % 2 else Channel.SMS,
+                status=Communication.Status.OPEN if i % 3 else Communication.Status.CLOSED,
+                last_message_at=at
+                - dt.timedelta(minutes=i // 2),  # pairs share a time: the id breaks the tie
+            )
+    CommunicationFactory(patient=None, is_unrecognized=True, last_message_at=at)
+    expected = list(
+        folder_communications(user=nurse, folder=folder, filters=filters).values_list("pk", flat=True)
+    )
+    assert expected
+    seen, cursor = [], ""
+    while True:
+        page = folder_page(user=nurse, folder=folder, filters=filters, cursor=cursor, limit=2)
+        seen.extend(c.pk for c in page.rows)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == expected
