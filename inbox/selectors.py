@@ -146,7 +146,7 @@ class Search:
             Q(patient_id__in=patients),
             Q(contact_id__in=contacts),
             Q(subject__icontains=term),
-            Q(pk__in=messages.values("communication_id")),
+            Q(Exists(messages.filter(communication_id=OuterRef("pk")))),
         ]
         self.kinds = [(communications.filter(q), "pk") for q in self.filters[:3]]
         self.kinds.append((messages, "communication_id"))
@@ -389,8 +389,19 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
         folder_communications(user=user, folder=folder, filters=replace(filters, query="")), cursor
     )
     newest: dict[int, object] = {}
-    for q in search.filters:
-        newest.update(unsearched.filter(q).values_list("pk", "last_message_at")[: limit + 1])
+    for (kind, id_field), q in zip(search.kinds, search.filters, strict=True):
+        # A kind with few matches is resolved to its ids by its own index first (a walk newest first would read the
+        # whole folder looking for them); a kind matching a large share is a filter on that walk.
+        if (
+            id_field == "communication_id"
+        ):  # message text: a full-text bitmap costs as much as the walk it saves
+            matches = q
+        else:
+            ids = list(kind.values_list(id_field, flat=True)[: SEARCH_ID_LIMIT + 1])
+            if not ids:
+                continue
+            matches = Q(pk__in=set(ids)) if len(ids) <= SEARCH_ID_LIMIT else q
+        newest.update(unsearched.filter(matches).values_list("pk", "last_message_at")[: limit + 1])
     return _page_of(sorted(newest, key=lambda pk: (newest[pk], pk), reverse=True)[: limit + 1], limit)
 
 

@@ -494,6 +494,7 @@ def test_a_searched_folder_page_reads_a_bounded_number_of_rows_per_kind(lead, pa
     CommunicationFactory(patient=patient, subject="Refill request")
     kinds = len(Search("refill").filters)
     folder_page(user=lead, folder=Folder.ALL_DIRECTED)  # the user's role and regions are read once per user
+    counts = []
     for extra in (0, 6):
         for _ in range(extra):
             CommunicationFactory(patient=patient, subject="Refill request")
@@ -503,8 +504,11 @@ def test_a_searched_folder_page_reads_a_bounded_number_of_rows_per_kind(lead, pa
             )
         assert len(page.rows) == (1 if not extra else 3)
         per_kind = [q["sql"] for q in ctx.captured_queries if "LIMIT 4" in q["sql"]]
-        assert len(per_kind) == kinds
-        assert len(ctx.captured_queries) == kinds + 1  # and one read of the page's rows
+        assert 1 <= len(per_kind) <= kinds
+        # at most: each kind's ids (by its own index), its newest matches, and one read of the page's rows
+        assert len(ctx.captured_queries) <= 2 * kinds + 1
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]
 
 
 def test_counts_stop_above_the_cap_and_the_navigation_says_so(busy_inbox, nurse, client, monkeypatch):
