@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install uv chromium lint dev migrate bench bench-realtime
+.PHONY: run test install uv chromium lint dev migrate bench bench-realtime bench-ingest faults
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -55,3 +55,13 @@ bench: install
 # memory per connection with 2,000 idle WebSockets on one (BENCH_SAMPLES, BENCH_SOCKETS, BENCH_REDIS_URL to tune).
 bench-realtime: install chromium
 	$(UV) run python tests/benchmarks/bench_realtime.py
+
+# Ingestion benchmark on a private PostgreSQL (port 5499) and Redis (port 6399) started for the run: SMS webhook ack
+# latency against a bare Django view, and webhook → stored → linked throughput with one Celery worker.
+bench-ingest: install
+	$(UV) run python tests/benchmarks/bench_ingest.py
+
+# Fault run on the same private services: 10,000 inbound SMS/emails while the worker is SIGKILLed, Redis and
+# PostgreSQL restarted; fails unless exactly 10,000 messages arrive, none lost or duplicated (FAULT_ITEMS to tune).
+faults: install
+	$(UV) run python tests/benchmarks/faults.py

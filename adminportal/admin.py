@@ -13,7 +13,7 @@ from django.utils.functional import cached_property
 from designer.models import ConfigVersion, Role
 from inbox import audit
 
-from .models import FeatureSetting, Region, User
+from .models import ApiToken, FeatureSetting, Region, User, WebhookDelivery, WebhookSubscription
 
 
 class EstimatedCountPaginator(Paginator):
@@ -161,3 +161,37 @@ class FeatureSettingAdmin(admin.ModelAdmin):
             obj=obj,
             detail={"key": obj.key, "is_enabled": obj.is_enabled, "value": obj.value, "via": "django-admin"},
         )
+
+
+# --- Inbox API tokens and webhooks (created and revoked in the Admin Portal → Integrations, which audits) -------
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "user", "created_at", "last_used_at", "revoked_at")
+    list_select_related = ("user",)
+    search_fields = ("name", "prefix", "user__username")
+    exclude = ("secret_hash",)
+    readonly_fields = ("user", "name", "prefix", "created_at", "created_by", "last_used_at", "revoked_at")
+
+    def has_add_permission(self, request):
+        return False  # a token is shown once, by the Admin Portal that creates it
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("name", "url", "user", "is_active", "paused_at", "consecutive_failures")
+    list_filter = ("is_active",)
+    exclude = ("secret",)
+    readonly_fields = ("created_at", "created_by", "paused_at", "consecutive_failures")
+
+    def has_add_permission(self, request):
+        return False  # the secret is shown once, by the Admin Portal that creates it
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(LargeTableAdmin):
+    list_display = ("event", "subscription", "created_at", "attempts", "last_status_code", "delivered_at")
+    list_filter = ("event",)
+    list_select_related = ("subscription",)
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]

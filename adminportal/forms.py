@@ -209,6 +209,23 @@ class SendingLineForm(forms.Form):
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+class LineSenderForm(forms.Form):
+    """A user to add to a line's senders. Whether they may be added (active) is the service's rule."""
+
+    user = forms.ModelChoiceField(
+        queryset=User.objects.all(),
+        error_messages={
+            "required": "Choose the person who may send from this line.",
+            "invalid_choice": "That user does not exist.",
+        },
+    )
+
+
+def line_sender_choices(senders) -> list[User]:
+    """Active users who are not among a line's ``senders`` yet, for the "Add a sender" picker."""
+    return list(_active_users().exclude(pk__in=[u.pk for u in senders]))
+
+
 class InboundAddressForm(forms.Form):
     address = forms.EmailField(max_length=254, help_text="Stored in lower case.")
     label = forms.CharField(max_length=60, required=False)

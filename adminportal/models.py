@@ -92,3 +92,95 @@ class FeatureSetting(models.Model):
     def value_of(cls, key: "FeatureSetting.Key") -> dict:
         row = cls.objects.filter(key=key).values_list("value", flat=True).first()
         return cls.DEFAULTS[key][1] if row is None else row
+
+
+# --- Inbox API: tokens and outbound webhooks (issue 8) --------------------------------------------------------
+
+
+class ApiToken(models.Model):
+    """A per-integration Inbox API token. Only the SHA-256 of the secret is stored; the token itself is shown once,
+    at creation. ``prefix`` (the first characters) lets people tell tokens apart in lists and logs."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80, help_text="What the integration is, e.g. “EHR sync”.")
+    prefix = models.CharField(max_length=16, db_index=True)
+    secret_hash = models.CharField(max_length=64, unique=True, help_text="Hex SHA-256 of the whole token.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class WebhookEvent(models.TextChoices):
+    COMMUNICATION_CREATED = "communication.created", "Communication created"
+    MESSAGE_CREATED = "message.created", "Message created"
+    STATUS_CHANGED = "status.changed", "Status changed"
+    ASSIGNMENT_CHANGED = "assignment.changed", "Assignment changed"
+
+
+class WebhookSubscription(models.Model):
+    """An HTTPS endpoint an integration receives signed events on. Events are sent only about communications the
+    subscription's ``user`` (an Inbox API user) may see; a subscription that keeps failing is paused."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="webhook_subscriptions",
+        help_text="The integration user whose access scope the events follow.",
+    )
+    name = models.CharField(max_length=80)
+    url = models.URLField(max_length=500)
+    event_types = models.JSONField(default=list, help_text="Event type names (WebhookEvent values).")
+    secret = models.CharField(max_length=128, help_text="HMAC-SHA256 key; shown once at creation.")
+    is_active = models.BooleanField(default=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.url}"
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or being sent) to one subscription, with its attempts and the last response."""
+
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40, choices=WebhookEvent.choices)
+    payload = models.JSONField(default=dict)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["subscription", "-created_at"], name="webhook_delivery_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.subscription_id} ({self.attempts} attempts)"

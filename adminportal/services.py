@@ -34,7 +34,15 @@ from designer.models import ConfigVersion, Policy, Role
 from designer.selectors import has_policy
 from inbox import audit
 from inbox.ingest.raw import requeue
-from inbox.models import AuditEvent, Communication, InboundAddress, RawInbound, SendingLine
+from inbox.models import (
+    AuditEvent,
+    Communication,
+    InboundAddress,
+    RawInbound,
+    SendingLine,
+    SendingLineUserObjectPermission,
+)
+from inbox.selectors import SEND_FROM_LINE
 
 from .models import FeatureSetting, Region, User
 
@@ -51,6 +59,8 @@ CHANGE_LABELS = {
     "feature_setting.changed": "Changed feature setting",
     "sending_line.created": "Added sending line",
     "sending_line.updated": "Changed sending line",
+    "sending_line.sender_added": "Allowed to send from line",
+    "sending_line.sender_removed": "Removed from line's senders",
     "inbound_address.created": "Added inbound address",
     "inbound_address.updated": "Changed inbound address",
     "inbound.reprocessed": "Re-processed inbound item",
@@ -473,6 +483,63 @@ def save_sending_line(
         what="a sending line",
         request=request,
     )
+
+
+def line_senders(line: SendingLine) -> QuerySet[User]:
+    """Users granted ``send_from_line`` on ``line`` (deactivated ones too: their grant still restricts the line).
+    None means every Inbox user may send from it (``inbox.selectors.sending_lines_usable_by``)."""
+    grants = SendingLineUserObjectPermission.objects.filter(
+        content_object_id=line.pk, permission__codename=SEND_FROM_LINE
+    )
+    return User.objects.filter(pk__in=grants.values("user_id")).order_by(
+        "first_name", "last_name", "username"
+    )
+
+
+@transaction.atomic(durable=True)
+def add_line_sender(*, actor, line: SendingLine, user: User, request=None) -> bool:
+    """Let ``user`` send from ``line``. The first sender restricts the line: from then on only its senders (and its
+    owner) may use it. Returns False (and writes nothing) when ``user`` already was a sender."""
+    require_administrator(actor)
+    line = SendingLine.objects.select_for_update().get(pk=line.pk)  # one change to a line's senders at a time
+    if not user.is_active:
+        raise AdminError(f"{user.full_name} is deactivated; reactivate them first.", field="user")
+    senders = line_senders(line)
+    if senders.filter(pk=user.pk).exists():
+        return False
+    restricts = not senders.exists()
+    assign_perm(f"inbox.{SEND_FROM_LINE}", user, line)
+    _record(
+        actor=actor,
+        change="sending_line.sender_added",
+        request=request,
+        obj=line,
+        line=line.number,
+        user=user.username,
+        restricted=restricts,
+    )
+    return True
+
+
+@transaction.atomic(durable=True)
+def remove_line_sender(*, actor, line: SendingLine, user: User, request=None) -> bool:
+    """Stop ``user`` sending from ``line``. Removing the last sender opens the line to every Inbox user again.
+    Returns False (and writes nothing) when ``user`` was not a sender."""
+    require_administrator(actor)
+    line = SendingLine.objects.select_for_update().get(pk=line.pk)
+    if not line_senders(line).filter(pk=user.pk).exists():
+        return False
+    remove_perm(f"inbox.{SEND_FROM_LINE}", user, line)
+    _record(
+        actor=actor,
+        change="sending_line.sender_removed",
+        request=request,
+        obj=line,
+        line=line.number,
+        user=user.username,
+        open_to_everyone=not line_senders(line).exists(),
+    )
+    return True
 
 
 @transaction.atomic(durable=True)

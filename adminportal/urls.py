@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import integrations, views
 
 app_name = "adminportal"
 
@@ -22,11 +22,20 @@ urlpatterns = [
     path("settings/<slug:key>/", views.setting_update, name="setting_update"),
     path("lines/", views.lines, name="lines"),
     path("lines/<int:pk>/", views.line_edit, name="line_edit"),
+    path("lines/<int:pk>/senders/", views.line_sender_add, name="line_sender_add"),
+    path("lines/<int:pk>/senders/<int:user_pk>/remove/", views.line_sender_remove, name="line_sender_remove"),
     path("addresses/", views.addresses, name="addresses"),
     path("addresses/<int:pk>/", views.address_edit, name="address_edit"),
     path("audit/", views.audit_log, name="audit"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
     path("ingestion/", views.ingestion, name="ingestion"),
+    path("integrations/", integrations.integrations, name="integrations"),
+    path("integrations/tokens/", integrations.token_create, name="token_create"),
+    path("integrations/tokens/<int:pk>/revoke/", integrations.token_revoke, name="token_revoke"),
+    path("integrations/webhooks/", integrations.webhook_create, name="webhook_create"),
+    path("integrations/webhooks/<int:pk>/", integrations.webhook_detail, name="webhook_detail"),
+    path("integrations/webhooks/<int:pk>/resume/", integrations.webhook_resume, name="webhook_resume"),
+    path("integrations/webhooks/<int:pk>/toggle/", integrations.webhook_toggle, name="webhook_toggle"),
     path("ingestion/<int:pk>/reprocess/", views.ingestion_reprocess, name="ingestion_reprocess"),
     # Public: a new user sets their password from the emailed link.
     path("invite/<uidb64>/<token>/", views.InviteAcceptView.as_view(), name="invite_accept"),

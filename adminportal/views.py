@@ -31,9 +31,11 @@ from .forms import (
     IdleTimeoutForm,
     InboundAddressForm,
     InboxNotificationsForm,
+    LineSenderForm,
     PatientSearchForm,
     SendingLineForm,
     UserForm,
+    line_sender_choices,
 )
 from .models import FeatureSetting, User
 from .services import AdminError, AuditFilters, UserDetails
@@ -433,7 +435,66 @@ def line_edit(request, pk: int):
                 "owner": line.owner,
             }
         )
-    return _render(request, "adminportal/line_edit.html", {"section": "lines", "item": line, "form": form})
+    return _render(request, "adminportal/line_edit.html", _line_context(line, form))
+
+
+def _line_context(line: SendingLine, form) -> dict:
+    senders = list(services.line_senders(line))
+    role_names = _role_names()
+    choices = line_sender_choices(senders)
+    for person in [*senders, *choices]:
+        person.role_name = role_names.get(person.role, "")
+    return {
+        "section": "lines",
+        "item": line,
+        "form": form,
+        "senders": senders,
+        "sender_choices": choices,
+        "owner_is_sender": line.owner_id in {person.pk for person in senders},
+    }
+
+
+def _senders_url(line: SendingLine) -> str:
+    return reverse("adminportal:line_edit", args=[line.pk]) + "#senders"
+
+
+@admin_view("POST")
+def line_sender_add(request, pk: int):
+    """Who may send: add a user. The first sender restricts the line to its senders (and its owner)."""
+    line = get_object_or_404(SendingLine, pk=pk)
+    form = LineSenderForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("user", ["Choose a person."])) + " Nothing changed.")
+        return redirect(_senders_url(line))
+    user = form.cleaned_data["user"]
+    try:
+        added = services.add_line_sender(actor=request.user, line=line, user=user, request=request)
+    except AdminError as error:
+        messages.error(request, f"{error.message} Nothing changed.")
+    else:
+        if added:
+            messages.success(request, f"{user.full_name} may now send from {line.display_name}.")
+        else:
+            messages.info(request, f"{user.full_name} could already send from {line.display_name}.")
+    return redirect(_senders_url(line))
+
+
+@admin_view("POST")
+def line_sender_remove(request, pk: int, user_pk: int):
+    line = get_object_or_404(SendingLine, pk=pk)
+    user = get_object_or_404(User, pk=user_pk)
+    if services.remove_line_sender(actor=request.user, line=line, user=user, request=request):
+        if services.line_senders(line).exists():
+            messages.success(request, f"{user.full_name} may no longer send from {line.display_name}.")
+        else:
+            messages.success(
+                request,
+                f"{user.full_name} may no longer send from {line.display_name}. "
+                "It has no senders left, so everyone with Inbox access may use it again.",
+            )
+    else:
+        messages.info(request, f"{user.full_name} was not among the senders of {line.display_name}.")
+    return redirect(_senders_url(line))
 
 
 def _address_kwargs(data: dict) -> dict:

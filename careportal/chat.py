@@ -21,6 +21,7 @@ from django.utils.text import capfirst
 from inbox import audit
 from inbox.errors import InboxError, NotPermitted, ReplyNotAllowed
 from inbox.models import Attachment, Channel, Communication, Message, RawInbound, SendingLine
+from inbox.selectors import active_sending_lines
 from inbox.services import ReplyContent, send_reply, start_communication
 
 from .access import can_view_patient
@@ -403,20 +404,21 @@ def invite_text(*, first_name: str, url: str) -> str:
 INVITE_SUBJECT = "Chat with your care team"
 
 
-def _invite_line(patient: Patient, communication: Communication | None) -> SendingLine | None:
-    """The line an SMS invitation goes out on: the conversation's own line, else the line of the patient's latest SMS
-    conversation, else the first active organisational line (one nobody owns), else any active line."""
-    if communication is not None and communication.sending_line_id and communication.sending_line.is_active:
+def _invite_line(patient: Patient, communication: Communication | None, user) -> SendingLine | None:
+    """The line an SMS invitation goes out on, among the lines ``user`` may send from: the conversation's own line,
+    else the line of the patient's latest SMS conversation, else the first active organisational line (one nobody
+    owns), else any active line."""
+    lines = active_sending_lines(user)
+    if communication is not None and lines.filter(pk=communication.sending_line_id).exists():
         return communication.sending_line
     recent = (
-        Communication.objects.filter(patient=patient, channel=Channel.SMS, sending_line__is_active=True)
+        Communication.objects.filter(patient=patient, channel=Channel.SMS, sending_line__in=lines)
         .select_related("sending_line")
         .order_by("-last_message_at", "-id")
         .first()
     )
     if recent is not None:
         return recent.sending_line
-    lines = SendingLine.objects.filter(is_active=True)
     return lines.filter(owner__isnull=True).first() or lines.first()
 
 
@@ -451,7 +453,7 @@ def send_chat_invite(
             request=request,
         )
     if channel == Channel.SMS:
-        line = _invite_line(patient, communication)
+        line = _invite_line(patient, communication, user)
         if line is None:
             raise ReplyNotAllowed("There is no active sending line to text the chat link from.")
         content = ReplyContent(body=body, sending_line=line)

@@ -22,9 +22,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from adminportal.idle import session_is_expired
 from inbox.events import group_for_communication, group_for_user
 
 from . import live
+from .views.notifications import bell_push
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ class PortalConsumer(AsyncWebsocketConsumer):
             return
         if await db(live.load_user)(user.pk) is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
+            return
+        # Idle timeout (adminportal.idle): refused; the next HTTP request signs the session out.
+        if await db(session_is_expired)(self.scope.get("session")):
+            await self.close(code=CLOSE_NOT_SIGNED_IN)
             return
         self.user_id = user.pk
         await self._join({group_for_user(user.pk)})
@@ -195,6 +201,21 @@ class PortalConsumer(AsyncWebsocketConsumer):
             return
         push = await db(live.presence_changed)(self.user_id, self.subscription, communication_id)
         await self._apply(push, keep_subscription=True)
+
+    async def notification_created(self, event):
+        """A notification for this tab's user (published to ``user.<id>`` only): the bell, re-rendered for them."""
+        if self.user_id is None or event.get("user_id") != self.user_id:
+            return
+        notification_id = event.get("notification_id")
+        if not isinstance(notification_id, int):
+            notification_id = None
+        html = await db(bell_push)(self.user_id, notification_id)
+        if html:
+            await self.send(text_data=html)
+
+    async def notification_read(self, event):
+        """Read in another tab: this tab's bell catches up (no desktop alert)."""
+        await self.notification_created({**event, "notification_id": None})
 
     # --- Plumbing -------------------------------------------------------------------------------------------
 

@@ -117,10 +117,10 @@ class ReplyForm(forms.Form):
     uploads = MultipleFileField(required=False)
     close = CloseChoiceField()
 
-    def __init__(self, *args, communication: Communication, **kwargs):
+    def __init__(self, *args, communication: Communication, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.communication = communication
-        self.fields["sending_line"].queryset = active_sending_lines()
+        self.fields["sending_line"].queryset = active_sending_lines(user)
 
     def reply_content(self) -> ReplyContent:
         data = self.cleaned_data
@@ -205,7 +205,7 @@ class NewCommunicationForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["patient"].queryset = patients_visible_to(user)
-        self.fields["sending_line"].queryset = active_sending_lines()
+        self.fields["sending_line"].queryset = active_sending_lines(user)
 
     def clean(self):
         data = super().clean()

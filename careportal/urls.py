@@ -9,4 +9,5 @@ urlpatterns = [
     path("inbox/", include("careportal.urls_inbox")),
     path("patients/<int:pk>/chat-invite/", chat.chat_invite, name="chat_invite"),
     path("patients/", include("careportal.urls_patients")),
+    path("notifications/", include("careportal.urls_notifications")),
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import inbox
+from .views import inbox, notes
 
 urlpatterns = [
     path("", inbox.inbox, name="inbox"),
@@ -15,6 +15,8 @@ urlpatterns = [
     path("c/<int:pk>/status/", inbox.communication_status, name="communication_status"),
     path("c/<int:pk>/assign/", inbox.communication_assign, name="communication_assign"),
     path("c/<int:pk>/link/", inbox.communication_link, name="communication_link"),
+    path("c/<int:pk>/note/", notes.communication_note, name="communication_note"),
+    path("c/<int:pk>/mentions/", notes.mention_options, name="mention_options"),
     path("c/<int:pk>/templates/<int:template_pk>/", inbox.template_fill, name="template_fill"),
     path(
         "c/<int:pk>/attachments/<int:attachment_pk>/", inbox.attachment_download, name="attachment_download"

@@ -6,6 +6,8 @@ whole table twice, and link to related rows by id instead of rendering them.
 """
 
 from django.contrib import admin
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -22,6 +24,7 @@ from .models import (
     RawInbound,
     SecureAccessCode,
     SendingLine,
+    SendingLineUserObjectPermission,
 )
 
 
@@ -44,6 +47,27 @@ class SendingLineAdmin(admin.ModelAdmin):
     list_select_related = ("owner",)
     search_fields = ("number", "label", "owner__username")
     autocomplete_fields = ("owner",)
+
+
+@admin.register(SendingLineUserObjectPermission)
+class SendingLineUserObjectPermissionAdmin(admin.ModelAdmin):
+    """Who may send from a line (``send_from_line``); the Admin Portal's line page manages these with an audit trail."""
+
+    list_display = ("user", "permission_codename", "content_object")
+    list_select_related = ("user", "permission", "content_object")
+    search_fields = ("user__username", "^user__last_name", "content_object__number", "content_object__label")
+    raw_id_fields = ("user", "content_object")
+
+    @admin.display(description="Permission", ordering="permission__codename")
+    def permission_codename(self, obj):
+        return obj.permission.codename
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "permission":
+            kwargs["queryset"] = Permission.objects.filter(
+                content_type=ContentType.objects.get_for_model(SendingLine)
+            ).select_related("content_type")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(InboundAddress)

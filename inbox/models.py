@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from guardian.models import UserObjectPermissionBase
 
 
 class Channel(models.TextChoices):
@@ -32,6 +33,8 @@ class SendingLine(models.Model):
 
     class Meta:
         ordering = ["label", "number"]
+        # Who may send from a line (django-guardian per-object grants): ``inbox.selectors.sending_lines_usable_by``.
+        permissions = [("send_from_line", "Can send SMS from this sending line")]
 
     def __str__(self) -> str:
         return self.display_name
@@ -39,6 +42,16 @@ class SendingLine(models.Model):
     @property
     def display_name(self) -> str:
         return self.label or self.number
+
+
+class SendingLineUserObjectPermission(UserObjectPermissionBase):
+    """django-guardian direct grant: a user allowed to send from one sending line (``send_from_line``). A line with
+    no grants may be used by every Inbox user; with grants, only by them (and by its owner)."""
+
+    content_object = models.ForeignKey(SendingLine, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        pass
 
 
 class InboundAddress(models.Model):

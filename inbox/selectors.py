@@ -424,11 +424,35 @@ def with_candidate_counts(rows: list[Communication]) -> list[Communication]:
     return rows
 
 
-def active_sending_lines():
-    """Lines a user may pick for a new SMS, label (or number) order."""
-    from .models import SendingLine
+SEND_FROM_LINE = "send_from_line"
 
-    return SendingLine.objects.filter(is_active=True).order_by("label", "number")
+
+def sending_lines_usable_by(user) -> QuerySet:
+    """Every line (active or not) ``user`` may send from — the one rule for "who may send from a line":
+
+    - a line with no explicit ``send_from_line`` grant (django-guardian) may be used by every Inbox user;
+    - a line with one or more grants only by the users granted (a deactivated sender's grant still counts, so
+      deactivating the last sender never opens the line to everyone);
+    - a user's own direct line (``SendingLine.owner``) always by its owner.
+    Anonymous and deactivated users may use none.
+    """
+    from .models import SendingLine, SendingLineUserObjectPermission
+
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return SendingLine.objects.none()
+    grants = SendingLineUserObjectPermission.objects.filter(
+        permission__codename=SEND_FROM_LINE, content_object_id=OuterRef("pk")
+    )
+    return SendingLine.objects.filter(~Exists(grants) | Exists(grants.filter(user=user)) | Q(owner=user))
+
+
+def active_sending_lines(user) -> QuerySet:
+    """Lines ``user`` may pick for an SMS (the reply box and the new-SMS picker), label (or number) order."""
+    return sending_lines_usable_by(user).filter(is_active=True).order_by("label", "number")
+
+
+def can_send_from_line(user, line) -> bool:
+    return line is not None and sending_lines_usable_by(user).filter(pk=line.pk).exists()
 
 
 @dataclass(frozen=True)

@@ -9,31 +9,20 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from careportal.access import can_view_communication, can_view_patient
 from careportal.models import Contact, ContactKind, Document, Patient, PatientContactMethod
 
-from . import audit, events
+from . import audit, events, notifications, uploads
 from .errors import NotPermitted, ReplyNotAllowed
 from .models import Attachment, Channel, Communication, Message, SendingLine
 from .sanitize import clean_html, html_to_text, text_to_html
-from .selectors import assignee_candidates, normalize_phone
+from .selectors import assignee_candidates, can_send_from_line, normalize_phone
 
 Action = audit.Action
 PREVIEW_LENGTH = 200
-ALLOWED_UPLOAD_TYPES = {
-    "application/pdf",
-    "image/jpeg",
-    "image/png",
-    "image/gif",
-    "image/heic",
-    "text/plain",
-    "text/csv",
-    "application/msword",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-}
+ALLOWED_UPLOAD_TYPES = set(uploads.UPLOAD_TYPES)  # one list: inbox/uploads.py
 SMS_MAX_LENGTH = 1600
 
 
@@ -85,6 +74,7 @@ def apply_inbound(communication: Communication, message: Message) -> None:
         communication.closed_at = None
         fields += ["status", "opened_at", "closed_at"]
     communication.save(update_fields=[*fields, "updated_at"])
+    notifications.notify_inbound(communication, message)
 
 
 def _change_status(communication: Communication, status: str) -> list[str]:
@@ -99,14 +89,12 @@ def _change_status(communication: Communication, status: str) -> list[str]:
     return ["status", "opened_at", "closed_at"]
 
 
-def validate_upload(upload: UploadedFile) -> None:
-    if upload.size > settings.MAX_UPLOAD_BYTES:
-        limit = filesizeformat(settings.MAX_UPLOAD_BYTES)
-        raise ReplyNotAllowed(f"“{upload.name}” is larger than the {limit} limit.")
-    if (upload.content_type or "").split(";")[0] not in ALLOWED_UPLOAD_TYPES:
-        raise ReplyNotAllowed(
-            f"“{upload.name}” is not an allowed file type (PDF, images, text or Word documents)."
-        )
+def validate_upload(upload: UploadedFile) -> uploads.CheckedFile:
+    """Size, type allow-list, extension and content sniffing (``inbox.uploads.check_upload``)."""
+    try:
+        return uploads.check_upload(upload)
+    except uploads.UploadRejected as exc:
+        raise ReplyNotAllowed(str(exc)) from None
 
 
 def _attach(*, user, message: Message, patient: Patient, content: ReplyContent) -> None:
@@ -114,12 +102,14 @@ def _attach(*, user, message: Message, patient: Patient, content: ReplyContent) 
     if len(documents) != len(set(content.document_ids)):
         raise ReplyNotAllowed("One of the chosen documents does not belong to this patient.")
     for upload in content.uploads:  # validated by _check_can_reply before anything was written
+        checked = validate_upload(upload)
+        upload.name = checked.name
         documents.append(
             Document.objects.create(
                 patient=patient,
-                name=upload.name[:255],
+                name=checked.name,
                 file=upload,
-                content_type=upload.content_type.split(";")[0],
+                content_type=checked.content_type,
                 size=upload.size,
                 uploaded_by=user,
             )
@@ -137,6 +127,15 @@ def _reply_recipient(communication: Communication) -> str:
             contact.phone if communication.channel == Channel.SMS else contact.email
         ) or communication.counterpart
     return communication.counterpart
+
+
+def _check_line_allowed(user, communication: Communication, content: ReplyContent) -> None:
+    """An SMS goes out only on a line the user may send from (``inbox.selectors.sending_lines_usable_by``)."""
+    line = communication.sending_line or content.sending_line
+    if communication.channel == Channel.SMS and line is not None and not can_send_from_line(user, line):
+        raise NotPermitted(
+            f"You may not send from the line {line.display_name}: an administrator has limited who may use it."
+        )
 
 
 def _check_can_reply(communication: Communication, content: ReplyContent) -> None:
@@ -176,6 +175,7 @@ def send_reply(
     """
     _require_visible(user, communication)
     communication = _lock(communication)
+    _check_line_allowed(user, communication, content)
     _check_can_reply(communication, content)
     message = _create_outbound(user=user, communication=communication, content=content)
     fields = _touch_last_message(communication, message)
@@ -278,6 +278,7 @@ def assign(*, user, communication: Communication, assignee=None, request=None) -
         actor=user, action=Action.ASSIGNMENT_CHANGED, request=request, communication=communication,
         detail={"from": previous_id, "to": assignee.pk if assignee else None},
     )  # fmt: skip
+    notifications.notify_assigned(communication, assignee, actor=user)
     events.publish_communication_changed(
         communication, kind="assignment", user_ids=(previous_id, assignee.pk if assignee else None)
     )
@@ -349,6 +350,11 @@ def start_communication(
         raise ReplyNotAllowed(f"{to or 'The patient'} has no such {kind.label.lower()} on file.")
     if channel == Channel.SMS and (content.sending_line is None or not content.sending_line.is_active):
         raise ReplyNotAllowed("Pick an active sending line for the SMS.")
+    if channel == Channel.SMS and not can_send_from_line(user, content.sending_line):
+        raise NotPermitted(
+            f"You may not send from the line {content.sending_line.display_name}: "
+            "an administrator has limited who may use it."
+        )
     if channel == Channel.SMS:
         existing = Communication.objects.filter(
             patient=patient, channel=Channel.SMS, sending_line=content.sending_line, contact__isnull=True
@@ -395,3 +401,42 @@ def record_download(*, user, attachment: Attachment, request=None) -> None:
 
 def documents_for_reply(patient: Patient) -> Iterable[Document]:
     return patient.documents.order_by("-created_at")[:50]
+
+
+NOTE_MAX_LENGTH = 4000
+
+
+@transaction.atomic(durable=True)
+def add_internal_note(*, user, communication: Communication, body: str, request=None) -> Message:
+    """Add a staff-only internal note to the conversation (DESIGN.md: Notifications).
+
+    A note is never delivered (no delivery is queued; it has no delivery status) and never shown to the patient; it
+    leaves the status alone and does not become the communication's last message (the list keeps showing what was
+    said with the patient). Allowed on an Unrecognized communication: a note needs no patient. ``@username``
+    mentions a colleague who can see the communication (they are notified); naming one who cannot is refused.
+    """
+    _require_visible(user, communication)
+    text = (body or "").strip()
+    if not text:
+        raise ReplyNotAllowed("Write the note before adding it.")
+    if len(text) > NOTE_MAX_LENGTH:
+        raise ReplyNotAllowed(f"A note can hold at most {NOTE_MAX_LENGTH} characters.")
+    communication = _lock(communication)
+    mentioned = notifications.mentions_in(communication, text)
+    message = Message.objects.create(
+        communication=communication,
+        direction=Message.Direction.OUTBOUND,
+        author=user,
+        body_text=text,
+        body_html=notifications.note_html(text, mentioned),
+        is_internal_note=True,
+        provider=Message.Provider.PORTAL,
+        delivery_status="",
+    )
+    audit.record(
+        actor=user, action=Action.MESSAGE_SENT, request=request, communication=communication, obj=message,
+        detail={"internal_note": True, "mentions": [u.pk for u in mentioned]},
+    )  # fmt: skip
+    notifications.notify_mentions(communication, message, mentioned, actor=user)
+    events.publish_communication_changed(communication, kind="note")
+    return message

@@ -5,6 +5,7 @@ eager Celery); with them it uses PostgreSQL and Redis. Production defaults apply
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +51,12 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "guardian",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
+    "axes",
+    "inbox_project.apps.ProjectSecurityConfig",
     "adminportal",
     "designer",
     "careportal",
@@ -65,10 +72,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "adminportal.idle.IdleTimeoutMiddleware",  # after auth and messages: signs out idle sessions
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "inbox_project.urls"
+# Overridden only by benchmarks, to mount a bare baseline view beside the app (tests/benchmarks/bench_ingest.py).
+ROOT_URLCONF = os.environ.get("ROOT_URLCONF") or "inbox_project.urls"
 WSGI_APPLICATION = "inbox_project.wsgi.application"
 ASGI_APPLICATION = "inbox_project.asgi.application"
 
@@ -168,6 +180,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- Auth -------------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "adminportal.User"
 AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username+address before any password is checked.
+    "inbox_project.security.SignInLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -225,6 +239,40 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", 12 * 3600))
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Content-Security-Policy (django-csp 4): no inline script or style anywhere, no eval (htmx is told so by the
+# <meta name="htmx-config"> of every base layout). 'self' also matches ws:/wss: to the page's own host and port
+# (CSP Level 3), which is what the Care Portal and chat sockets use; no other host is ever contacted.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "media-src": ["'self'"],
+        "object-src": ["'none'"],
+        "frame-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+    },
+}
+
+# --- Sign-in lockout (django-axes) -------------------------------------------------------------------------
+# After AXES_FAILURE_LIMIT failed sign-ins for one username from one address, that pair is locked out for
+# AXES_COOLOFF_MINUTES (a colleague on the same network, or the same person elsewhere, can still sign in); a
+# successful sign-in clears the count. Attempts and lockouts are listed in Django admin and in the audit log.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "inbox_project.security.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
 
 # --- Logging: structured JSON lines on stdout ------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
@@ -263,13 +311,15 @@ TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 INBOUND_MAX_EMAIL_BYTES = int(os.environ.get("INBOUND_MAX_EMAIL_BYTES", 25 * 1024 * 1024))
 INBOUND_MAX_ATTACHMENT_BYTES = int(os.environ.get("INBOUND_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024))
-# Unprocessed raw items older than this are re-enqueued by the beat sweeper (every minute).
+# Unprocessed raw items older than this are re-enqueued by the beat sweeper (every INBOUND_SWEEP_INTERVAL_SECONDS).
 INBOUND_SWEEP_GRACE_SECONDS = int(os.environ.get("INBOUND_SWEEP_GRACE_SECONDS", 60))
+INBOUND_SWEEP_INTERVAL_SECONDS = int(os.environ.get("INBOUND_SWEEP_INTERVAL_SECONDS", 60))
 CELERY_BEAT_SCHEDULE = {
     "sweep-unprocessed-inbound": {
         "task": "inbox.tasks.sweep_unprocessed",
-        "schedule": 60.0,
-        "options": {"expires": 55},  # a sweep that waited past the next one is dropped, not run twice
+        "schedule": float(INBOUND_SWEEP_INTERVAL_SECONDS),
+        # a sweep that waited past the next one is dropped, not run twice
+        "options": {"expires": max(1, INBOUND_SWEEP_INTERVAL_SECONDS - 5)},
     },
 }
 
@@ -280,3 +330,52 @@ CELERY_BEAT_SCHEDULE = {
 LIVE_HEARTBEAT_SECONDS = int(os.environ.get("LIVE_HEARTBEAT_SECONDS", 10))
 PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", 30))
 TYPING_TTL_SECONDS = int(os.environ.get("TYPING_TTL_SECONDS", 6))
+
+# --- Inbox API (/api/v1/, Django REST framework) and outbound webhooks -------------------------------------------
+# Token (``Authorization: Bearer …``) or session; the Inbox API policy is checked per view. Errors are RFC 9457
+# problem details. Throttling is per token (per user for a session); rates are "<n>/<second|minute|hour|day>".
+API_RATE_READ = os.environ.get("API_RATE_READ", "600/minute")
+API_RATE_WRITE = os.environ.get("API_RATE_WRITE", "120/minute")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "inbox.api.authentication.BearerTokenAuthentication",
+        "inbox.api.authentication.PortalSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["inbox.api.permissions.HoldsInboxApi"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["inbox.api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api-read": API_RATE_READ, "api-write": API_RATE_WRITE},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "inbox.api.problems.problem_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Care Inbox API",
+    "DESCRIPTION": "Everything the Inbox page does, for integrations. See README → Inbox API.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: nothing is fetched from a CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CommunicationChannelEnum": "inbox.models.Channel",
+        "TemplateChannelEnum": "designer.models.TemplateChannel",
+    },
+}
+# Webhook deliveries: attempts per delivery (exponential backoff from WEBHOOK_RETRY_BASE_SECONDS), consecutive
+# failed deliveries before a subscription is paused, request timeout. Plain http:// is refused except to
+# 127.0.0.1 when DEBUG is on or WEBHOOK_ALLOW_LOCAL_HTTP is set (tests' local receiver).
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", 6))
+WEBHOOK_RETRY_BASE_SECONDS = int(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", 30))
+WEBHOOK_PAUSE_AFTER_FAILURES = int(os.environ.get("WEBHOOK_PAUSE_AFTER_FAILURES", 10))
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", 10))
+WEBHOOK_ALLOW_LOCAL_HTTP = env_bool("WEBHOOK_ALLOW_LOCAL_HTTP", False)
+CELERY_IMPORTS = ["inbox.api.tasks"]
+CELERY_BEAT_SCHEDULE["sweep-webhook-retries"] = {
+    "task": "inbox.api.tasks.sweep_webhook_retries",
+    "schedule": 300.0,
+    "options": {"expires": 290},
+}

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from adminportal import idle
+
 from . import health
 
 urlpatterns = [
@@ -17,8 +19,10 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/session/", idle.session_status, name="session_status"),
     path("admin/", admin.site.urls),
     path("hooks/", include("inbox.urls")),
+    path("api/", include("inbox.api.urls")),
     path("designer/", include("designer.urls")),
     path("admin-portal/", include("adminportal.urls")),
     path("secure/", include("careportal.urls_secure")),

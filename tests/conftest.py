@@ -39,6 +39,17 @@ def _fast_password_hashing():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cached_settings():
+    """Feature settings read on every request are cached (adminportal.idle); a test's rolled-back rows must not
+    leave their cached copy to the next test."""
+    from adminportal.idle import forget_setting
+
+    forget_setting()
+    yield
+    forget_setting()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _eager_celery():
     """Tasks run in-process in tests, with or without REDIS_URL, so every test is deterministic."""
@@ -183,3 +194,15 @@ def coordinator(published_config):
 @pytest.fixture
 def other_designer(designer):
     return UserFactory(username="designer2", first_name="Dana", last_name="Other", role="designer")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Browser tests run last: Playwright's sync API keeps an event loop running in the main thread for the rest of
+    the session, and tests that drive Channels with ``async_to_sync`` cannot run after it starts."""
+    browser_fixtures = {"page", "browser", "context", "playwright"}
+
+    def drives_a_browser(item) -> bool:
+        return "tests/e2e/" in str(item.fspath) or bool(browser_fixtures & set(getattr(item, "fixturenames", ())))
+
+    items.sort(key=drives_a_browser)

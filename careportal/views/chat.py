@@ -138,7 +138,9 @@ def attachment(request, session, attachment_pk: int):
     content_type = (
         item.content_type if item.content_type in SAFE_DOWNLOAD_TYPES else "application/octet-stream"
     )
-    return FileResponse(handle, as_attachment=True, filename=item.filename, content_type=content_type)
+    response = FileResponse(handle, as_attachment=True, filename=item.filename, content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 # --- Staff: send the link from the reply box ------------------------------------------------------------------

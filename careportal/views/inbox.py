@@ -215,7 +215,7 @@ def conversation_context(
             if is_unrecognized
             else published_templates(channel=_template_channel(communication)),
             "documents": documents_for_reply(communication.patient) if communication.patient_id else [],
-            "sending_lines": active_sending_lines() if needs_line and not is_unrecognized else [],
+            "sending_lines": active_sending_lines(user) if needs_line and not is_unrecognized else [],
             "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
             "allowed_types": ",".join(sorted(ALLOWED_UPLOAD_TYPES)),
             "emoji": EMOJI,
@@ -365,7 +365,7 @@ def communication_reply(request, pk: int):
     real-time push); when someone else wrote or changed it since, nothing is sent and the answer (409) shows what
     changed, with "Send anyway" (the same send with ``override``). The draft stays in the box."""
     current = communication_for(user=request.user, pk=pk)
-    form = ReplyForm(request.POST, request.FILES, communication=current)
+    form = ReplyForm(request.POST, request.FILES, communication=current, user=request.user)
     if form.is_valid():
         collision = _collision(request, current)
         if collision is not None:
@@ -644,7 +644,7 @@ def _new_context(
         "patient": patient,
         "phones": phones,
         "emails": emails,
-        "sending_lines": active_sending_lines(),
+        "sending_lines": active_sending_lines(user),
         "values": {
             "channel": channel,
             "phone": data.get("phone", ""),

@@ -12,9 +12,10 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from careportal.access import can_view_patient
-from inbox import audit
+from inbox import audit, notifications
 from inbox.models import Attachment, Communication, Message, RawInbound
 from inbox.services import ALLOWED_UPLOAD_TYPES
+from inbox.uploads import check_inbound
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 MAX_ATTACHMENTS = 20
@@ -89,6 +90,11 @@ def store_attachments(message: Message, files: list[IncomingFile]) -> list[str]:
                 f"Attachment {label} ({item.content_type}) was not stored: this file type is not accepted. "
                 "The original is kept with the received item."
             )
+        elif problem := check_inbound(item.filename, item.content_type, item.data or b""):
+            notes.append(
+                f"Attachment {label} ({item.content_type}) was not stored: {problem}. "
+                "The original is kept with the received item."
+            )
         elif stored >= MAX_ATTACHMENTS:
             notes.append(
                 f"Attachment {label} was not stored: at most {MAX_ATTACHMENTS} files are kept per message."
@@ -146,6 +152,7 @@ def auto_assign(communication: Communication, owner, *, via: str) -> bool:
         actor=None, action=audit.Action.ASSIGNMENT_CHANGED, communication=communication,
         actor_label="Auto-assignment", detail={"from": None, "to": owner.pk, "via": via},
     )  # fmt: skip
+    notifications.notify_assigned(communication, owner)
     return True
 
 

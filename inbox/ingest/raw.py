@@ -65,28 +65,29 @@ def store_raw(
     Database errors propagate: the caller must then refuse the item (HTTP 503, SMTP 451) so the sender retries.
     """
     provider_id = provider_id[:PROVIDER_ID_MAX]
-    with transaction.atomic(durable=True):
-        existing = (
-            RawInbound.objects.filter(source=source, provider_id=provider_id).first() if provider_id else None
-        )
-        created = existing is None
-        if created:
-            try:
-                with transaction.atomic():
-                    row = RawInbound.objects.create(
-                        source=source,
-                        provider_id=provider_id,
-                        raw=raw,
-                        payload=payload or {},
-                        envelope=envelope or {},
-                    )
-            except IntegrityError:  # the same item arrived twice at once: the other request stored it
-                row, created = RawInbound.objects.get(source=source, provider_id=provider_id), False
-        else:
-            row = existing
-        if created or row.processed_at is None:
+    # Insert first and let the unique constraint find a duplicate: a new item (the usual case) costs one INSERT
+    # and the commit, nothing more, which is what the sender waits for.
+    try:
+        with transaction.atomic(durable=True):
+            row = RawInbound.objects.create(
+                source=source,
+                provider_id=provider_id,
+                raw=raw,
+                payload=payload or {},
+                envelope=envelope or {},
+            )
             transaction.on_commit(lambda: enqueue(row.pk))
-    return row, created
+    except IntegrityError:
+        if not provider_id:
+            raise
+        # A provider retrying a delivery we already hold (or the same item arriving twice at once).
+        row = RawInbound.objects.defer("raw", "payload", "envelope").get(
+            source=source, provider_id=provider_id
+        )
+        if row.processed_at is None:
+            enqueue(row.pk)
+        return row, False
+    return row, True
 
 
 def requeue(raw: RawInbound) -> None:

@@ -33,19 +33,17 @@ def normalize_sender_phone(number: str) -> str:
 def _recognize(kind: str, value: str, contact_field: str) -> Recognition:
     if not value:
         return Recognition()
-    patient_ids = set(
-        PatientContactMethod.objects.filter(kind=kind, value=value).values_list("patient_id", flat=True)
-    )
+    methods = list(PatientContactMethod.objects.filter(kind=kind, value=value).select_related("patient"))
+    patient_ids = {method.patient_id for method in methods}
     contacts = list(Contact.objects.filter(**{contact_field: value}).select_related("patient"))
     all_ids = patient_ids | {c.patient_id for c in contacts}
     if len(all_ids) != 1:
         return Recognition(candidate_ids=tuple(sorted(all_ids)))
-    (patient_id,) = all_ids
     if not patient_ids and len(contacts) == 1:
         return Recognition(patient=contacts[0].patient, contact=contacts[0])
     # The patient's own address, or several of one patient's contacts share it: the patient is known, the
     # contact is not, so the communication links to the patient.
-    return Recognition(patient=Patient.objects.get(pk=patient_id))
+    return Recognition(patient=methods[0].patient if methods else contacts[0].patient)
 
 
 def recognize_email(address: str) -> Recognition:

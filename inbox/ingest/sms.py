@@ -74,16 +74,20 @@ def keyword_of(body: str) -> str:
     return word if word in OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS | HELP_KEYWORDS else ""
 
 
+def _media_count(payload: dict) -> int:
+    try:
+        return max(0, min(int(payload.get("NumMedia") or 0), MAX_MEDIA))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _fetch_media(raw: RawInbound, payload: dict) -> list[IncomingFile]:
     """Download the MMS media before the filing transaction (no network inside a transaction).
 
     A download that fails is retried by re-processing the raw item a few times; after that the SMS is filed
     with a note, so the text is never held back for good.
     """
-    try:
-        count = min(int(payload.get("NumMedia") or 0), MAX_MEDIA)
-    except (TypeError, ValueError):
-        count = 0
+    count = _media_count(payload)
     files, limit = [], max_attachment_bytes()
     for index in range(count):
         url = str(payload.get(f"MediaUrl{index}") or "")
@@ -128,8 +132,11 @@ def ingest_sms(raw: RawInbound) -> Message | None:
         raise IngestError(f"The SMS was sent to {to or 'no number'}, which is not an active sending line.")
     if raw.processed_at is not None:
         return raw.message
-    if Message.objects.filter(provider=Message.Provider.TWILIO, provider_id=sid).exists():
-        files = []  # already filed: do not fetch its media again
+    if (
+        not _media_count(payload)
+        or Message.objects.filter(provider=Message.Provider.TWILIO, provider_id=sid).exists()
+    ):
+        files = []  # no media, or already filed: do not fetch its media again
     else:
         files = _fetch_media(raw, payload)
     return _file_sms(raw.pk, sid=sid, sender=sender, line=line, body=safe_text(str(payload.get("Body") or "")).strip(),

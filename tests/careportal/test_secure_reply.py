@@ -102,6 +102,7 @@ def test_the_change_is_published_after_commit(verified, message, monkeypatch):
             f"communication.{communication.pk}",
             f"patient.{communication.patient_id}",
             f"user.{communication.assignee_id}",
+            "inbox.all-patients",
         ],
         {"type": "communication.changed", "communication_id": communication.pk, "kind": "message"},
     ) in published

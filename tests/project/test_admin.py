@@ -57,6 +57,10 @@ ROW_MAKERS = {
     "adminportal.Region": RegionFactory,
     "adminportal.User": lambda: UserFactory(role="care-nurse", title="RN"),
     "adminportal.FeatureSetting": FeatureSettingFactory,
+    # Inbox API tokens and webhooks (issue 8): no factory, built directly.
+    "adminportal.ApiToken": lambda: _api_row("ApiToken", name="EHR", prefix="cit_abc", secret_hash="0" * 64),
+    "adminportal.WebhookSubscription": lambda: _api_row("WebhookSubscription", name="EHR", secret="s"),
+    "adminportal.WebhookDelivery": lambda: _api_row("WebhookDelivery", event="message.created", payload={}),
     "designer.ConfigVersion": ConfigVersionFactory,
     "designer.Role": lambda: RoleFactory(version=ConfigVersion.objects.get(status="published")),
     "designer.RoleMenuItem": lambda: RoleMenuItemFactory(role=Role.objects.first()),
@@ -72,6 +76,9 @@ ROW_MAKERS = {
     "careportal.Document": DocumentFactory,
     "careportal.PatientUserObjectPermission": lambda: _grant(PatientFactory()),
     "inbox.SendingLine": SendingLineFactory,
+    "inbox.SendingLineUserObjectPermission": lambda: assign_perm(
+        "inbox.send_from_line", UserFactory(), SendingLineFactory()
+    ),
     "inbox.InboundAddress": InboundAddressFactory,
     "inbox.Communication": lambda: CommunicationFactory(
         sending_line=SendingLineFactory(), assignee=UserFactory()
@@ -82,7 +89,32 @@ ROW_MAKERS = {
     "inbox.Notification": NotificationFactory,
     "inbox.AuditEvent": AuditEventFactory,
     "inbox.SecureAccessCode": lambda: _secure_code(),
+    # django-axes: sign-in attempts and lockouts (inbox_project/security.py).
+    "axes.AccessAttempt": lambda: _axes_row("AccessAttempt", failures_since_start=5),
+    "axes.AccessLog": lambda: _axes_row("AccessLog"),
+    "axes.AccessFailureLog": lambda: _axes_row("AccessFailureLog", locked_out=True),
 }
+
+
+def _api_row(model_name: str, **fields):
+    from adminportal import models
+
+    if model_name == "WebhookSubscription":
+        fields.update(url="https://hooks.example.com/", event_types=["message.created"])
+    if model_name == "WebhookDelivery":
+        fields["subscription"] = _api_row("WebhookSubscription", name="Other", secret="s")
+    else:
+        fields["user"] = UserFactory()
+    return getattr(models, model_name).objects.create(**fields)
+
+
+def _axes_row(model_name: str, **fields):
+    from django.apps import apps
+
+    model = apps.get_model("axes", model_name)
+    return model.objects.create(
+        username="nurse", ip_address="127.0.0.1", user_agent="pytest", path_info="/accounts/login/", **fields
+    )
 
 
 def _secure_code():

@@ -1,0 +1,251 @@
+"""Ingestion benchmark (``make bench-ingest``; not a test), on a private PostgreSQL and Redis
+(``tests/benchmarks/services.py``), with daphne, one Celery worker (prefork, concurrency 2) and Celery beat as the
+Procfile runs them, DEBUG off:
+
+a. Acknowledgement latency of the Twilio SMS webhook (signature check, raw item stored in its own transaction,
+   processing queued) against a bare Django view on the same daphne process, through the same middleware and the
+   same HTTP client: after a warm-up, N requests to each, interleaved one by one so both see the same load,
+   sequential, with the worker filing the SMS in the background as in production. Target: webhook p95 ≤ 20 ms.
+b. Ingestion throughput: M SMS from recognised numbers posted by concurrent clients; from the first post to the
+   moment the last one is stored as a message linked to its patient (polled in the database). Target ≥ 300/s.
+
+The bare view is mounted only here: the web process runs with ``ROOT_URLCONF`` set to this module, whose
+``urlpatterns`` are the app's plus ``bench/bare/``; production URLs stay as they are.
+
+Environment: ``BENCH_ACK_REQUESTS`` (2000), ``BENCH_WARMUP`` (200), ``BENCH_THROUGHPUT_MESSAGES`` (3000),
+``BENCH_CLIENTS`` (8), ``BENCH_PATIENTS`` (500). Figures go to the "Ingestion" section of
+``tests/benchmarks/results.md``, with the machine's load (other helpers' tests share the 2 cores).
+"""
+
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+BARE_PATH = "bench/bare/"
+
+if __name__ != "__main__":
+    # Imported by the benchmark's web process as its URLconf (ROOT_URLCONF=tests.benchmarks.bench_ingest).
+    from django.http import HttpResponse
+    from django.urls import path
+    from django.views.decorators.csrf import csrf_exempt
+    from django.views.decorators.http import require_POST
+
+    from inbox.views import EMPTY_TWIML
+    from inbox_project.urls import urlpatterns as app_urlpatterns
+
+    @csrf_exempt
+    @require_POST
+    def bare(request):
+        """The baseline: Django's request handling and middleware, the same answer, no work."""
+        return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+    urlpatterns = [path(BARE_PATH, bare), *app_urlpatterns]
+
+else:
+    ROOT = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(ROOT))
+    from tests.benchmarks import services
+
+ACK_REQUESTS = int(os.environ.get("BENCH_ACK_REQUESTS", "2000"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "200"))
+MESSAGES = int(os.environ.get("BENCH_THROUGHPUT_MESSAGES", "3000"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
+PATIENTS = int(os.environ.get("BENCH_PATIENTS", "500"))
+LINE = "+15550100000"
+TARGET_ACK_P95_MS, TARGET_RATE = 20.0, 300.0
+
+
+def patient_phone(i: int) -> str:
+    return f"+1555020{i:04d}"
+
+
+def seed(env: dict) -> None:
+    """A sending line and patients with a phone number each, through the factories."""
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY")})
+    os.environ["DJANGO_SETTINGS_MODULE"] = "inbox_project.settings"
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from tests.factories import PatientContactMethodFactory, PatientFactory, SendingLineFactory
+
+    with transaction.atomic():
+        SendingLineFactory(number=LINE, label="Main clinic")
+        for i in range(PATIENTS):
+            PatientContactMethodFactory(patient=PatientFactory(), kind="phone", value=patient_phone(i))
+    connection.close()
+
+
+def signed_sms(url: str, n: int, tag: str) -> tuple[dict, dict]:
+    sid = "SM" + uuid.uuid4().hex
+    params = services.sms_params(sid=sid, sender=patient_phone(n % PATIENTS), to=LINE, body=f"{tag} {n}")
+    return params, {"X-Twilio-Signature": services.twilio_signature(url, params)}
+
+
+def measure_ack(base: str) -> dict[str, list[float]]:
+    """Sequential POSTs, webhook and bare view interleaved, one keep-alive connection; milliseconds."""
+    import requests
+
+    session = requests.Session()
+    hook, bare_url = f"{base}/hooks/sms/twilio/", f"{base}/{BARE_PATH}"
+    samples: dict[str, list[float]] = {"webhook": [], "bare": []}
+    for n in range(WARMUP + ACK_REQUESTS):
+        params, headers = signed_sms(hook, n, "ack")
+        # Alternate which goes first, so neither always follows the other's work.
+        order = (("webhook", hook), ("bare", bare_url)) if n % 2 else (("bare", bare_url), ("webhook", hook))
+        for name, url in order:
+            started = time.perf_counter()
+            response = session.post(url, data=params, headers=headers, timeout=30)
+            elapsed = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200, (name, response.status_code, response.text[:200])
+            if n >= WARMUP:
+                samples[name].append(elapsed)
+    return samples
+
+
+def linked_count(pg_url: str, tag: str) -> int:
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM inbox_message m JOIN inbox_communication c ON c.id = m.communication_id "
+            "WHERE m.direction = 'in' AND c.patient_id IS NOT NULL AND NOT c.is_unrecognized "
+            "AND m.body_text LIKE %s",
+            [f"{tag} %"],
+        ).fetchone()[0]
+
+
+def wait_for(pg_url: str, tag: str, expected: int, timeout: float) -> float | None:
+    """Poll until ``expected`` tagged messages are linked; the time of the last poll that saw them, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if linked_count(pg_url, tag) >= expected:
+            return time.monotonic()
+        time.sleep(0.05)
+    return None
+
+
+def measure_throughput(base: str, pg_url: str) -> dict:
+    import requests
+
+    hook = f"{base}/hooks/sms/twilio/"
+    requests_ = [signed_sms(hook, n, "load") for n in range(MESSAGES)]  # signed before the clock starts
+    lock, state = threading.Lock(), {"next": 0, "retries": 0, "acked": 0}
+
+    def client() -> None:
+        session = requests.Session()
+        while True:
+            with lock:
+                if state["next"] >= len(requests_):
+                    return
+                params, headers = requests_[state["next"]]
+                state["next"] += 1
+            while session.post(hook, data=params, headers=headers, timeout=30).status_code != 200:
+                with lock:
+                    state["retries"] += 1
+                time.sleep(0.1)
+            with lock:
+                state["acked"] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    posted = time.monotonic()
+    done = wait_for(pg_url, "load", MESSAGES, timeout=600)
+    return {
+        "post_seconds": posted - started,
+        "total_seconds": (done - started) if done else None,
+        "retries": state["retries"],
+        "linked": linked_count(pg_url, "load"),
+    }
+
+
+def main() -> int:
+    logs = Path(tempfile.mkdtemp(prefix="careinbox-bench-ingest-"))
+    print(f"== ingestion benchmark: logs in {logs}; load: {services.load()}", flush=True)
+    pg, redis = services.PrivatePostgres(), services.PrivateRedis()
+    processes: list[services.AppProcess] = []
+    try:
+        pg.start()
+        redis.start()
+        env = services.app_env(pg, redis, ROOT_URLCONF="tests.benchmarks.bench_ingest")
+        services.manage(env, "migrate", "--noinput", "-v", "0")
+        seed(env)
+        web, base = services.web(env, logs / "web.log")
+        processes += [
+            web,
+            services.worker(env, logs / "worker.log"),
+            services.beat(env, logs / "beat.log", logs),
+        ]
+        time.sleep(3)
+        print(f"== a. {ACK_REQUESTS:,} + {ACK_REQUESTS:,} sequential acks after {WARMUP} warm-up", flush=True)
+        load_ack = services.load()
+        ack = measure_ack(base)
+        wait_for(pg.url, "ack", WARMUP + ACK_REQUESTS, timeout=300)  # let the worker catch up before (b)
+        print(f"== b. {MESSAGES:,} SMS from {CLIENTS} concurrent clients", flush=True)
+        load_before = services.load()
+        throughput = measure_throughput(base, pg.url)
+        load_after = services.load()
+    finally:
+        for process in processes:
+            process.stop()
+        redis.stop()
+        pg.stop()
+
+    rows = []
+    for name, label in (("webhook", "`POST /hooks/sms/twilio/` (signed SMS)"), ("bare", "bare Django view")):
+        s = ack[name]
+        rows.append(
+            f"| {label} | {len(s):,} | {statistics.median(s):.1f} | {services.percentile(s, 95):.1f} | "
+            f"{services.percentile(s, 99):.1f} | {max(s):.1f} |"
+        )
+    overhead = services.percentile(ack["webhook"], 95) - services.percentile(ack["bare"], 95)
+    total = throughput["total_seconds"]
+    rate = MESSAGES / total if total else 0.0
+    text = "\n".join(
+        [
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (`make bench-ingest`, `tests/benchmarks/bench_ingest.py`) "
+            "on 2 cores shared with other test runs; private PostgreSQL and Redis, one daphne process, one Celery "
+            "worker (prefork, concurrency 2) and Celery beat, DEBUG off.",
+            "",
+            f"a. Acknowledgement latency, milliseconds at the client, {ACK_REQUESTS:,} sequential requests each after "
+            f"{WARMUP} warm-up, interleaved, one keep-alive connection, the worker filing in the background "
+            f"(target: webhook p95 ≤ {TARGET_ACK_P95_MS:.0f} ms). Load: `{load_ack}`.",
+            "",
+            "| endpoint | requests | p50 | p95 | p99 | max |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *rows,
+            "",
+            f"Webhook p95 − bare p95: {overhead:.1f} ms.",
+            "",
+            f"b. Throughput webhook → stored → linked: {MESSAGES:,} SMS from {PATIENTS} recognised numbers, "
+            f"{CLIENTS} concurrent clients (target ≥ {TARGET_RATE:.0f} messages/s). Load before: `{load_before}`; "
+            f"after: `{load_after}`.",
+            "",
+            "| figure | value |",
+            "| --- | --- |",
+            f"| all acknowledged after | {throughput['post_seconds']:.1f} s "
+            f"({MESSAGES / throughput['post_seconds']:.0f} acks/s) |",
+            f"| client retries | {throughput['retries']} |",
+            f"| last message linked after | {f'{total:.1f} s' if total else 'not within 600 s'} |",
+            f"| linked messages | {throughput['linked']:,} / {MESSAGES:,} |",
+            f"| throughput, first post → last linked | **{rate:.0f} messages/s** |",
+        ]
+    )
+    print(text)
+    services.write_section("Ingestion", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Security hardening: headers, sign-in lockout, uploads, the access matrix."""
