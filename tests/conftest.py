@@ -203,6 +203,8 @@ def pytest_collection_modifyitems(items):
     browser_fixtures = {"page", "browser", "context", "playwright"}
 
     def drives_a_browser(item) -> bool:
-        return "tests/e2e/" in str(item.fspath) or bool(browser_fixtures & set(getattr(item, "fixturenames", ())))
+        return "tests/e2e/" in str(item.fspath) or bool(
+            browser_fixtures & set(getattr(item, "fixturenames", ()))
+        )
 
     items.sort(key=drives_a_browser)
