@@ -103,7 +103,15 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # A connection pool per process (psycopg_pool) rather than persistent connections: under ASGI every request runs
+    # in a thread of its own, and CONN_MAX_AGE kept one idle connection per finished request until PostgreSQL ran
+    # out of connections (seen at 8 concurrent webhook senders). DATABASE_POOL_MAX_SIZE bounds each process.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": int(os.environ.get("DATABASE_POOL_MIN_SIZE", 2)),
+        "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", 20)),
+        "timeout": int(os.environ.get("DATABASE_POOL_TIMEOUT_SECONDS", 10)),
+    }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

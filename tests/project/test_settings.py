@@ -63,3 +63,19 @@ def test_email_url_with_an_unknown_scheme_is_a_clear_error():
 
     with pytest.raises(ImproperlyConfigured, match="EMAIL_URL scheme"):
         _email_settings("carrier-pigeon://loft")
+
+
+def test_postgresql_connections_come_from_a_bounded_pool_not_per_thread_persistence():
+    """Under ASGI each request runs in its own thread: persistent connections (CONN_MAX_AGE) would keep one per
+    finished request; a pool per process bounds them."""
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(d['CONN_MAX_AGE'], d['OPTIONS']['pool']['max_size'], d['OPTIONS']['pool']['min_size'])",
+        DEBUG="1",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/nowhere",
+        DATABASE_POOL_MAX_SIZE="7",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["0", "7", "2"]
