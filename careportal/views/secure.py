@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from functools import wraps
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib import messages
 from django.db import DatabaseError
@@ -31,6 +32,13 @@ DRAFT_KEY = "secure_drafts"  # {communication id: reply text kept when the sessi
 SAFE_DOWNLOAD_TYPES = ALLOWED_UPLOAD_TYPES - {"text/html"}
 # A mistyped code or an empty reply re-renders its form with the error (200, like the sign-in page); limits and
 # outages answer with their own status.
+CODE_FORM_CREDENTIALS = {
+    "username": "secure-email-code"
+}  # one django-axes key (with the address) for every link
+CODE_FORM_LOCKED = (
+    "Too many incorrect codes were entered from this network, so codes cannot be checked here for now. "
+    f"Try again in {settings.AXES_COOLOFF_TIME.seconds // 60} minutes, or call your care team."
+)
 STATUS_FOR_REFUSAL = {
     secure.CodeLocked: 429,
     secure.CodeRateLimited: 429,
@@ -155,10 +163,22 @@ def verify(request, link):
         if _verified_until(request, link):
             return redirect("secure:thread", token=link.token)
         return _page(request, "verify.html", link)
+    # django-axes counts wrong codes per address across every secure link (the code itself is locked per
+    # communication by inbox.secure): one address trying codes on many links is stopped as a sign-in would be.
+    if not AxesProxyHandler.is_allowed(request, CODE_FORM_CREDENTIALS):
+        return _page(request, "verify.html", link, status=429, error=CODE_FORM_LOCKED, locked=True)
     try:
         until = secure.verify_code(link=link, code=request.POST.get("code", ""), request=request)
     except secure.CodeRefused as exc:
         locked = isinstance(exc, secure.CodeLocked)
+        wrong_code = locked or getattr(exc, "attempts_left", None) is not None
+        if wrong_code:
+            AxesProxyHandler.user_login_failed(
+                sender=verify, credentials=CODE_FORM_CREDENTIALS, request=request
+            )
+        if getattr(request, "axes_locked_out", False):
+            request.axes_locked_out = False  # this page says so itself, instead of the staff sign-in page
+            return _page(request, "verify.html", link, status=429, error=CODE_FORM_LOCKED, locked=True)
         return _page(
             request, "verify.html", link, status=STATUS_FOR_REFUSAL.get(type(exc), 200), error=str(exc),
             locked=locked,

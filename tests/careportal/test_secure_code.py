@@ -256,6 +256,9 @@ def test_while_locked_no_new_code_is_sent_and_after_the_cool_down_one_is(client,
     assert "locked" in response.content.decode()
     assert len(mail.outbox) == 1
     age_codes(minutes=15)
+    from axes.utils import reset
+
+    reset()  # django-axes's own fifteen minutes (per address) have passed too
     assert client.post(url("send_code", token)).status_code == 302
     assert client.post(url("verify", token), {"code": last_code()}).status_code == 302
 
@@ -319,3 +322,30 @@ def test_the_start_page_offers_the_code_field_while_a_code_is_live(client, token
 
 def test_it_rejects_put_on_verify(client, token):
     assert client.put(url("verify", token)).status_code == 405
+
+
+def test_django_axes_stops_one_address_guessing_codes_across_many_links(client, nurse, settings):
+    """Each conversation locks its own codes after five wrong ones; django-axes also counts wrong codes per address
+    across every link, so one address cannot spray guesses over many conversations. Another address is unaffected,
+    and the lockout is audited."""
+    from django.test import Client
+
+    settings.AXES_FAILURE_LIMIT = 5
+    links = []
+    for index in range(3):
+        address = f"patient{index}@mail.example"
+        links.append((make_token(secure_conversation(nurse, PatientFactory(), address=address)), address))
+    for (token, address), tries in zip(links[:2], (3, 2), strict=True):
+        client.post(url("send_code", token))
+        for _ in range(tries):
+            client.post(url("verify", token), {"code": wrong(last_code(address))})
+    token, address = links[2]
+    client.post(url("send_code", token))
+    response = client.post(url("verify", token), {"code": last_code(address)})  # even the right code
+    assert response.status_code == 429
+    assert "from this network" in response.content.decode()
+    assert "secure_access" not in client.session
+    assert AuditEvent.objects.filter(detail__locked_out=True).exists()
+
+    elsewhere = Client(REMOTE_ADDR="203.0.113.9")
+    assert elsewhere.post(url("verify", token), {"code": last_code(address)}).status_code == 302
