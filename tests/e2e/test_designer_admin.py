@@ -31,7 +31,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture
@@ -92,29 +91,6 @@ def coordinator(organisation):
 @pytest.fixture
 def administrator(organisation):
     return UserFactory(username="admin", first_name="Alex", last_name="Morgan", role="administrator")
-
-
-@pytest.fixture
-def second_page(browser, browser_context_args, live_server):
-    """Another signed-in browser (its own cookies), failing the test on console errors like ``page`` does."""
-    context = browser.new_context(**browser_context_args)
-    other = context.new_page()
-    problems: list[str] = []
-    other.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    other.on("pageerror", lambda exc: problems.append(str(exc)))
-    other.set_default_timeout(10_000)
-
-    def sign_in(username: str):
-        other.goto(f"{live_server.url}/accounts/login/")
-        other.get_by_label("Username").fill(username)
-        other.get_by_label("Password").fill(PASSWORD)
-        other.get_by_role("button", name="Sign in").click()
-        other.wait_for_url(f"{live_server.url}/")
-        return other
-
-    yield sign_in
-    context.close()
-    assert not problems, "Second browser reported errors:\n" + "\n".join(problems)
 
 
 def test_a_designer_enables_inbox_for_care_coordinators_and_a_coordinator_sees_it_after_publish(

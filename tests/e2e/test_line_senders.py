@@ -3,7 +3,6 @@ picker no longer offers it, while the named nurse's still does."""
 
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import SCREENSHOTS
@@ -13,31 +12,6 @@ from tests.factories import (
     SendingLineFactory,
     UserFactory,
 )
-
-PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture
-def second_page(browser, browser_context_args, live_server):
-    """Another signed-in browser (its own cookies), failing the test on console errors like ``page`` does."""
-    context = browser.new_context(**browser_context_args)
-    other = context.new_page()
-    problems: list[str] = []
-    other.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    other.on("pageerror", lambda exc: problems.append(str(exc)))
-    other.set_default_timeout(10_000)
-
-    def sign_in(username: str):
-        other.goto(f"{live_server.url}/accounts/login/")
-        other.get_by_label("Username").fill(username)
-        other.get_by_label("Password").fill(PASSWORD)
-        other.get_by_role("button", name="Sign in").click()
-        other.wait_for_url(f"{live_server.url}/")
-        return other
-
-    yield sign_in
-    context.close()
-    assert not problems, "Second browser reported errors:\n" + "\n".join(problems)
 
 
 def _picker_options(browser_page, live_server) -> list[str]:
