@@ -113,11 +113,8 @@ class IdleTimeoutMiddleware:
             expired = self._check(request)
             if expired is not None:
                 return expired
-        response = self.get_response(request)
-        # A fresh sign-in starts the clock (the sign-in request itself was anonymous on the way in).
-        if request.user.is_authenticated and LAST_ACTIVITY not in request.session:
-            request.session[LAST_ACTIVITY] = math.floor(_now())
-        return response
+        # A fresh sign-in starts the clock in ``adminportal.signals.start_the_idle_clock``.
+        return self.get_response(request)
 
     def _check(self, request) -> HttpResponse | None:
         at = _now()

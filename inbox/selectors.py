@@ -126,8 +126,9 @@ SEARCH_ID_LIMIT = 5000
 class Search:
     """Search: phone (to/from), email (to/from), patient or contact name, message text.
 
-    Each kind is an index-driven set of communication ids (trigram indexes on names and addresses, full-text on
-    message text on PostgreSQL); a communication matches when it is in any of them.
+    Each kind is an index-driven set of communications (trigram indexes on names and addresses, full-text on
+    message text on PostgreSQL); a communication matches when it is in any of them. ``kinds`` are filters on
+    communications; message text is kept apart as the matching ``messages``, read by communication id.
     """
 
     def __init__(self, term: str, *, region: str = "US"):
@@ -138,30 +139,25 @@ class Search:
             by_name |= Q(preferred_name__iexact=parts[0], last_name__iexact=parts[1])
         patients = Patient.objects.filter(by_name).values("pk")
         contacts = Contact.objects.filter(_name_q(term)).values("pk")
-        communications = Communication.objects.order_by()
-        messages = message_text_matches(term).order_by()
-        # Each kind as a filter on communications (a folder page takes the newest matches of each kind) and as
-        # (queryset, the field naming the communication id in it) for the id sets of counts and the API.
-        self.filters = [
-            Q(patient_id__in=patients),
-            Q(contact_id__in=contacts),
-            Q(subject__icontains=term),
-            Q(Exists(messages.filter(communication_id=OuterRef("pk")))),
-        ]
-        self.kinds = [(communications.filter(q), "pk") for q in self.filters[:3]]
-        self.kinds.append((messages, "communication_id"))
+        self.messages = message_text_matches(term).order_by()
+        self.kinds = [Q(patient_id__in=patients), Q(contact_id__in=contacts), Q(subject__icontains=term)]
         if "@" in term:
             email = term.lower()
-            extra = [Q(counterpart__icontains=email), Q(inbound_address__address__icontains=email)]
+            self.kinds += [Q(counterpart__icontains=email), Q(inbound_address__address__icontains=email)]
         else:
             phone = normalize_phone(term, region=region)
-            extra = [Q(counterpart=phone), Q(sending_line__number=phone)] if phone else []
-        self.filters += extra
-        self.kinds += [(communications.filter(q), "pk") for q in extra]
+            self.kinds += [Q(counterpart=phone), Q(sending_line__number=phone)] if phone else []
+
+    @property
+    def in_messages(self) -> Q:
+        """The message-text kind as a filter on communications."""
+        return Q(Exists(self.messages.filter(communication_id=OuterRef("pk"))))
 
     def matching_ids(self):
         """One ``… UNION …`` of every kind's ids."""
-        parts = [qs.values_list(id_field, flat=True) for qs, id_field in self.kinds]
+        communications = Communication.objects.order_by()
+        parts = [communications.filter(q).values_list("pk", flat=True) for q in self.kinds]
+        parts.append(self.messages.values_list("communication_id", flat=True))
         first, *rest = parts
         # UNION ALL: no de-duplication pass, so a LIMIT stops early; duplicates are harmless in IN (…).
         return first.union(*rest, all=True)
@@ -194,24 +190,27 @@ def normalize_phone(value: str, *, region: str = "US") -> str | None:
 
 
 def folder_communications(
-    *, user, folder: Folder, filters: FolderFilters | None = None, search: "Search | None" = None
+    *, user, folder: Folder, filters: FolderFilters | None = None
 ) -> QuerySet[Communication]:
-    """Communications in ``folder`` for ``user`` with ``filters`` applied, newest first. ``search`` is the
-    ``Search`` of ``filters.query`` when the caller already built it (its matching ids are then read once).
+    """Communications in ``folder`` for ``user`` with ``filters`` applied, newest first.
 
     Raises ``FolderNotAllowed`` when the user's published role does not offer the folder's inbox.
     """
     filters = filters or FolderFilters()
-    if folder not in folders_for(user):
-        raise FolderNotAllowed(folder)
+    _require_folder(user, folder)
     # A folder whose own rule already implies visibility (care-team membership, assigned-and-unrecognized) skips the
     # general visibility filter, whose OR of sub-selects would stop PostgreSQL from driving the query by the folder's
     # index. tests/inbox/test_folders.py pins that both forms give the same rows.
     base = Communication.objects.all() if folder.implies_visibility else communications_visible_to(user)
-    return _filtered(base.filter(_folder_q(user, folder)), folder, filters, search)
+    return _filtered(base.filter(_folder_q(user, folder)), folder, filters)
 
 
-def _filtered(qs, folder: Folder, filters: FolderFilters, search: "Search | None" = None):
+def _require_folder(user, folder: Folder) -> None:
+    if folder not in folders_for(user):
+        raise FolderNotAllowed(folder)
+
+
+def _filtered(qs, folder: Folder, filters: FolderFilters):
     """The list filters (status, channel, unassigned only, search) on ``qs``, newest first."""
     if filters.statuses != ALL_STATUSES:
         qs = qs.filter(status__in=filters.statuses)
@@ -220,7 +219,7 @@ def _filtered(qs, folder: Folder, filters: FolderFilters, search: "Search | None
     if filters.unassigned_only and folder.is_shared:
         qs = qs.filter(assignee__isnull=True)
     if filters.query.strip():
-        qs = qs.filter((search or Search(filters.query)).q())
+        qs = qs.filter(Search(filters.query).q())
     return qs.order_by("-last_message_at", "-id")
 
 
@@ -325,13 +324,10 @@ def folder_page(
     if filters.query.strip():
         return _search_page(user, folder, filters, Search(filters.query), cursor, limit)
     if folder in TEAM_FOLDERS and connection.vendor == "postgresql":
-        if folder not in folders_for(user):
-            raise FolderNotAllowed(folder)
+        _require_folder(user, folder)
         return _page_of(_team_page_ids(user, folder, filters, cursor, limit), limit)
     qs = _after(folder_communications(user=user, folder=folder, filters=filters), cursor)
-    rows = list(qs.select_related(*ROW_RELATED)[: limit + 1])
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return FolderPage(rows=rows[:limit], next_cursor=next_cursor)
+    return _as_page(list(qs.select_related(*ROW_RELATED)[: limit + 1]), limit)
 
 
 ROW_RELATED = ("patient", "contact", "sending_line", "assignee")
@@ -372,7 +368,11 @@ def _team_page_ids(user, folder: Folder, filters: FolderFilters, cursor: str, li
 def _page_of(ids: list[int], limit: int) -> FolderPage:
     """The rows of ``ids`` (newest first, ``limit + 1`` at most) as a page."""
     by_pk = Communication.objects.select_related(*ROW_RELATED).in_bulk(ids)
-    rows = [by_pk[pk] for pk in ids if pk in by_pk]
+    return _as_page([by_pk[pk] for pk in ids if pk in by_pk], limit)
+
+
+def _as_page(rows: list[Communication], limit: int) -> FolderPage:
+    """Up to ``limit + 1`` rows newest first as a page: the extra row only says there is a next page."""
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return FolderPage(rows=rows[:limit], next_cursor=next_cursor)
 
@@ -388,19 +388,16 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
     unsearched = _after(
         folder_communications(user=user, folder=folder, filters=replace(filters, query="")), cursor
     )
+    # A kind with few matches is resolved to its ids by its own index first (a walk newest first would read the
+    # whole folder looking for them); a kind matching a large share is a filter on that walk. Message text is
+    # always a filter on the walk: a full-text bitmap of a common word costs as much as the walk it would save.
+    each = [search.in_messages]
+    for q in search.kinds:
+        ids = list(Communication.objects.filter(q).values_list("pk", flat=True)[: SEARCH_ID_LIMIT + 1])
+        if ids:
+            each.append(Q(pk__in=set(ids)) if len(ids) <= SEARCH_ID_LIMIT else q)
     newest: dict[int, object] = {}
-    for (kind, id_field), q in zip(search.kinds, search.filters, strict=True):
-        # A kind with few matches is resolved to its ids by its own index first (a walk newest first would read the
-        # whole folder looking for them); a kind matching a large share is a filter on that walk.
-        if (
-            id_field == "communication_id"
-        ):  # message text: a full-text bitmap costs as much as the walk it saves
-            matches = q
-        else:
-            ids = list(kind.values_list(id_field, flat=True)[: SEARCH_ID_LIMIT + 1])
-            if not ids:
-                continue
-            matches = Q(pk__in=set(ids)) if len(ids) <= SEARCH_ID_LIMIT else q
+    for matches in each:
         newest.update(unsearched.filter(matches).values_list("pk", "last_message_at")[: limit + 1])
     return _page_of(sorted(newest, key=lambda pk: (newest[pk], pk), reverse=True)[: limit + 1], limit)
 
