@@ -25,11 +25,11 @@ from careportal.views.inbox import _template_channel, attachment_download
 from careportal.views.inbox_state import folder_or_404
 from designer.placeholders import fill
 from designer.selectors import published_templates
+from inbox import selectors
 from inbox.folders import FOLDERS_BY_INBOX, Folder, InboxKind
 from inbox.selectors import (
     ALL_FILTER_CHANNELS,
     ALL_STATUSES,
-    COUNT_CAP,
     FolderFilters,
     active_sending_lines,
     assignee_candidates,
@@ -225,8 +225,8 @@ class InboxesView(InboxApiView):
                 {
                     "folder": folder.value,
                     "name": folder.label,
-                    "count": min(counts[folder], COUNT_CAP),
-                    "count_capped": counts[folder] > COUNT_CAP,
+                    "count": min(counts[folder], selectors.COUNT_CAP),
+                    "count_capped": counts[folder] > selectors.COUNT_CAP,
                     "communications_url": reverse("api:folder", args=[folder.inbox, folder.slug]),
                 }
                 for folder in FOLDERS_BY_INBOX[kind]
