@@ -107,11 +107,12 @@ if DATABASE_URL:
     # in a thread of its own, and CONN_MAX_AGE kept one idle connection per finished request until PostgreSQL ran
     # out of connections (seen at 8 concurrent webhook senders). DATABASE_POOL_MAX_SIZE bounds each process.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": int(os.environ.get("DATABASE_POOL_MIN_SIZE", 2)),
-        "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", 20)),
-        "timeout": int(os.environ.get("DATABASE_POOL_TIMEOUT_SECONDS", 10)),
-    }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # a sqlite:// URL has no pool
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("DATABASE_POOL_MIN_SIZE", 2)),
+            "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", 20)),
+            "timeout": int(os.environ.get("DATABASE_POOL_TIMEOUT_SECONDS", 10)),
+        }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

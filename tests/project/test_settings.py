@@ -79,3 +79,15 @@ def test_postgresql_connections_come_from_a_bounded_pool_not_per_thread_persiste
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-3:] == ["0", "7", "2"]
+
+
+def test_a_sqlite_database_url_gets_no_pool():
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print('pool' in settings.DATABASES['default'].get('OPTIONS', {}))",
+        DEBUG="1",
+        DATABASE_URL="sqlite:////tmp/care-inbox-settings-check.sqlite3",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "False"
