@@ -1,8 +1,9 @@
 """Idle session timeout (Admin Portal → Feature Settings → Session idle timeout): a signed-in user inactive for longer
 than the configured minutes is signed out on their next request, and their WebSockets are refused.
 
-Activity is a request of the signed-in user; WebSocket traffic (pushes, heartbeats) is not, so a screen left open
-does not keep a session alive. The time of the last activity lives in the session and is rewritten at most once a
+Activity is a request of the signed-in user; WebSocket traffic (pushes, heartbeats) is not, and neither is a request
+the page makes by itself (``BACKGROUND_HEADER``: a row or count refreshed after a push, the bell loading), so a screen
+left open on a busy inbox does not keep a session alive. The time of the last activity lives in the session and is rewritten at most once a
 minute, so ordinary requests do not write the session.
 """
 
@@ -26,6 +27,9 @@ LAST_ACTIVITY = "idle_last_activity"  # session key: epoch seconds of the last r
 TOUCH_EVERY = 60  # seconds between rewrites of the stamp
 KEY = FeatureSetting.Key.SESSION_IDLE_TIMEOUT
 MIN_MINUTES, MAX_MINUTES = 1, 1440
+# Sent by static/js/idle.js on htmx requests no user event caused. A client can only make its own session end
+# sooner by sending it, so it needs no proof.
+BACKGROUND_HEADER = "X-Idle-Background"
 
 
 def _now() -> float:
@@ -86,6 +90,14 @@ def _is_status_check(request) -> bool:
         return False
 
 
+def _is_activity(request) -> bool:
+    """Whether the request shows someone at the screen: not the page asking how long is left, nor refreshing itself
+    in the background. Only reads count as background; anything that changes data is activity."""
+    if _is_status_check(request):
+        return False
+    return not (request.method == "GET" and request.headers.get(BACKGROUND_HEADER) == "true")
+
+
 def _login_url(request) -> str:
     """The sign-in page, with ``next`` pointing back at the page the user was on when it is safe to."""
     if request.headers.get("HX-Request") == "true":
@@ -123,7 +135,7 @@ class IdleTimeoutMiddleware:
         request.idle_limit_minutes = minutes
         if idle is not None and minutes is not None and idle > minutes * 60:
             return self._sign_out(request, minutes, idle)
-        if _is_status_check(request):  # asking how long is left (static/js/idle.js) is not activity
+        if not _is_activity(request):
             return None
         # Stamped even while the setting is off, so switching it on does not sign out people who are working.
         if idle is None or idle >= TOUCH_EVERY:

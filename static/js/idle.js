@@ -2,18 +2,23 @@
 // left (GET /accounts/session/, which is not activity), warns a minute before the end with "Stay signed in", and at
 // the end follows the server to the sign-in page. Using the page (a key, a click, a tap) counts as activity and is
 // reported with the next check (a POST), so someone writing a long reply is not signed out while an unattended
-// screen is. No inline scripts; nothing here runs outside the signed-in Care Portal layout.
+// screen is. An htmx read no user event caused (a row refreshed after a push, the bell loading, a refetch after a
+// reconnect) carries BACKGROUND_HEADER and is not activity either. No inline scripts; nothing here runs outside the
+// signed-in Care Portal layout.
 "use strict";
 
 (function () {
   const STATUS_URL = "/accounts/session/";
   const WARN_SECONDS = 60;
   const RETRY_SECONDS = 30;
+  const BACKGROUND_HEADER = "X-Idle-Background"; // adminportal.idle.BACKGROUND_HEADER
   let timer = null;
   let ticker = null;
   let deadline = 0; // Date.now() at which the server will sign out, while the warning shows
   let interacted = false;
   let banner = null;
+  let asked = 0; // checks sent, and the latest one whose answer was applied: an older answer arriving late
+  let applied = 0; // (requests overtake each other) must not undo what a newer one showed
 
   function csrfToken() {
     try {
@@ -29,6 +34,7 @@
   }
 
   async function check(active) {
+    const ticket = ++asked;
     const headers = { "HX-Request": "true", "HX-Current-URL": window.location.href, Accept: "application/json" };
     const options = { credentials: "same-origin", headers: headers, cache: "no-store" };
     if (active) {
@@ -40,9 +46,11 @@
     try {
       response = await fetch(STATUS_URL, options);
     } catch (_error) {
-      schedule(RETRY_SECONDS); // offline for a moment: ask again
+      if (ticket === asked) schedule(RETRY_SECONDS); // offline for a moment: ask again
       return;
     }
+    if (ticket < applied) return;
+    applied = ticket;
     const redirect = response.headers.get("HX-Redirect");
     if (redirect) {
       window.location.assign(redirect); // signed out: the sign-in page says why
@@ -113,10 +121,17 @@
     if (!document.querySelector(".shell")) return; // the sign-in page and patient pages have no session to keep
     document.addEventListener("keydown", noteActivity, { passive: true });
     document.addEventListener("pointerdown", noteActivity, { passive: true });
-    // An htmx request is activity on the server: a warning that shows is out of date.
+    // A request caused by the user (a trusted click, key or change) is theirs; anything else the page does by itself.
+    document.body.addEventListener("htmx:configRequest", (event) => {
+      const cause = event.detail.triggeringEvent;
+      if (!(cause && cause.isTrusted)) event.detail.headers[BACKGROUND_HEADER] = "true";
+    });
+    // The user's own htmx request is activity on the server: a warning that shows is out of date.
     document.body.addEventListener("htmx:afterRequest", (event) => {
-      const path = event.detail && event.detail.pathInfo && event.detail.pathInfo.requestPath;
-      if (banner && !banner.hidden && path !== STATUS_URL) check(false);
+      const config = event.detail.requestConfig;
+      const background = config && config.headers && config.headers[BACKGROUND_HEADER] === "true";
+      const path = event.detail.pathInfo && event.detail.pathInfo.requestPath;
+      if (banner && !banner.hidden && !background && path !== STATUS_URL) check(false);
     });
     // Timers stop while a laptop sleeps or a tab is in the background: ask again as soon as it is seen.
     document.addEventListener("visibilitychange", () => {

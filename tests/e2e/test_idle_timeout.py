@@ -44,6 +44,12 @@ def test_the_page_warns_keeps_the_session_on_request_and_signs_out_at_the_limit(
     expect(warning).to_contain_text("you will be signed out in")
     screenshot("idle-warning")
 
+    # The page refreshing itself (as after a push) is not someone at the screen: the warning stays.
+    page.evaluate("htmx.ajax('GET', '/notifications/', {target: '#bell-list', swap: 'outerHTML'})")
+    _seen_again(page)
+    expect(warning).to_contain_text("you will be signed out in")
+    expect(warning).to_be_visible()
+
     warning.get_by_role("button", name="Stay signed in").click()
     expect(warning).to_be_hidden()
     assert page.url.startswith(f"{live_server.url}/inbox/")

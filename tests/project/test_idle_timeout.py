@@ -239,6 +239,27 @@ def test_asking_how_long_is_left_is_not_activity(signed_in, clock):
     assert response["Cache-Control"].startswith("max-age=0")
 
 
+def test_a_request_the_page_makes_by_itself_is_not_activity(signed_in, clock):
+    clock.advance(minutes=10)
+    response = signed_in.get(HOME, HTTP_HX_REQUEST="true", HTTP_X_IDLE_BACKGROUND="true")
+    assert response.status_code in (200, 302)
+    assert _stamp(signed_in) == int(START)
+    assert signed_in.get(STATUS).json() == {"remaining": 5 * MINUTE}
+
+
+def test_a_background_request_after_the_limit_still_signs_out(signed_in, clock):
+    clock.advance(minutes=16)
+    response = signed_in.get(HOME, HTTP_HX_REQUEST="true", HTTP_X_IDLE_BACKGROUND="true")
+    assert response["HX-Redirect"].startswith(LOGIN)
+    assert _idle_sign_outs().count() == 1
+
+
+def test_a_change_marked_background_is_still_activity(signed_in, clock):
+    clock.advance(minutes=10)
+    signed_in.post(STATUS, HTTP_X_IDLE_BACKGROUND="true")
+    assert _stamp(signed_in) == int(clock.at)
+
+
 def test_stay_signed_in_is_activity(signed_in, clock):
     clock.advance(minutes=14, seconds=30)
     response = signed_in.post(STATUS)
