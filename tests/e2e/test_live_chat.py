@@ -25,7 +25,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.db import connections
 from playwright.sync_api import expect
 
-from careportal import chat
+from careportal import chat, presence
 from inbox.models import Channel, Communication, Message, RawInbound
 from tests.factories import FeatureSettingFactory, PatientContactMethodFactory
 
@@ -166,8 +166,20 @@ def test_patient_and_nurse_chat_in_real_time(
     typing = {"type": "presence.typing", "communication_id": conversation.pk, "user_id": nurse.pk,
               "name": nurse.full_name}  # fmt: skip
     group = f"communication.{conversation.pk}"
-    on_server(asgi_server, get_channel_layer().group_send(group, typing))
-    expect(page.get_by_text("Nora is typing…")).to_be_visible(timeout=TIMEOUT)
+    # The nurse's page announces that she views the conversation; the patient's page then hears "nobody types",
+    # which would hide an indicator shown just before. Publish once that has happened, again if it raced anyway.
+    wait_for(
+        lambda: nurse.pk in {p.user_id for p in presence.present(conversation.pk)}, "the nurse's presence"
+    )
+    indicator = page.get_by_text("Nora is typing…")
+    for _attempt in range(3):
+        on_server(asgi_server, get_channel_layer().group_send(group, typing))
+        try:
+            expect(indicator).to_be_visible(timeout=TIMEOUT / 3)
+            break
+        except AssertionError:
+            continue
+    expect(indicator).to_be_visible()
     on_server(asgi_server, get_channel_layer().group_send(group, {**typing, "is_typing": False}))
     expect(page.get_by_text("Nora is typing…")).to_be_hidden()
 
