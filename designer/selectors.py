@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from django.core.cache import cache
+
 from .models import ConfigVersion, MenuItem, MessageTemplate, Policy, Role
 
 
@@ -32,29 +34,51 @@ def published_version() -> ConfigVersion | None:
     return ConfigVersion.objects.filter(status=ConfigVersion.Status.PUBLISHED).first()
 
 
+PUBLISHED_ROLES_CACHE_KEY = "designer:published-roles"
+PUBLISHED_ROLES_CACHE_SECONDS = 300
+
+
+def _published_roles() -> dict[str, tuple[str, list[str], list[str]]]:
+    """Every active role of the published configuration: key → (name, menu items, policies), through the shared
+    cache. Every signed-in request needs its user's role, so it is not three queries per request. Any change to a
+    configuration version, role, menu item or policy grant drops the cached copy (``designer.signals``), so a
+    publish takes effect on the next request in every process sharing the cache (Redis in production)."""
+    roles = cache.get(PUBLISHED_ROLES_CACHE_KEY)
+    if roles is None:
+        roles = {
+            role.key: (
+                role.name,
+                sorted(m.item for m in role.menu_items.all()),
+                sorted(g.policy for g in role.policy_grants.all()),
+            )
+            for role in Role.objects.filter(version__status=ConfigVersion.Status.PUBLISHED, is_active=True)
+            .order_by("pk")
+            .prefetch_related("menu_items", "policy_grants")
+        }
+        cache.set(PUBLISHED_ROLES_CACHE_KEY, roles, PUBLISHED_ROLES_CACHE_SECONDS)
+    return roles
+
+
+def forget_published_roles() -> None:
+    cache.delete(PUBLISHED_ROLES_CACHE_KEY)
+
+
 def role_access(user) -> RoleAccess:
     """The user's role as the *published* configuration defines it (drafts never count).
 
-    Memoised on the user object, so a request pays for it once.
+    Memoised on the user object, so a request pays for it once, and read through the shared cache.
     """
     if not getattr(user, "is_authenticated", False) or not user.is_active or not user.role:
         return NO_ACCESS
     cached = getattr(user, "_role_access", None)
     if cached is not None:
         return cached
-    role = (
-        Role.objects.filter(version__status=ConfigVersion.Status.PUBLISHED, key=user.role, is_active=True)
-        .prefetch_related("menu_items", "policy_grants")
-        .first()
-    )
+    role = _published_roles().get(user.role)
     if role is None:
         access = NO_ACCESS
     else:
-        access = RoleAccess(
-            role_name=role.name,
-            menu=frozenset(m.item for m in role.menu_items.all()),
-            policies=frozenset(g.policy for g in role.policy_grants.all()),
-        )
+        name, menu, policies = role
+        access = RoleAccess(role_name=name, menu=frozenset(menu), policies=frozenset(policies))
     user._role_access = access
     return access
 

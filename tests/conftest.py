@@ -44,10 +44,28 @@ def _fresh_cached_settings():
     """Feature settings read on every request are cached (adminportal.idle); a test's rolled-back rows must not
     leave their cached copy to the next test."""
     from adminportal.idle import forget_setting
+    from designer.selectors import forget_published_roles
 
     forget_setting()
+    forget_published_roles()
     yield
     forget_setting()
+    forget_published_roles()
+
+
+@pytest.fixture
+def warm_caches():
+    """Fill the caches every signed-in request reads (published roles, the idle-timeout setting), for tests that
+    compare query counts: otherwise the first request of a test pays for them and looks more expensive."""
+
+    def warm():
+        from adminportal.idle import _setting
+        from designer.selectors import _published_roles
+
+        _published_roles()
+        _setting()
+
+    return warm
 
 
 @pytest.fixture(autouse=True, scope="session")

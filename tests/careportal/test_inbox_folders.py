@@ -337,7 +337,7 @@ def queries_for(client, url, **extra) -> int:
     [("nurse", 14), ("lead", 24)],
 )
 def test_folder_page_list_rows_and_counts_run_a_constant_number_of_queries(
-    client, request, patient, user_name, bound, django_assert_max_num_queries
+    client, request, patient, user_name, bound, django_assert_max_num_queries, warm_caches
 ):
     user = request.getfixturevalue(user_name)
     line = SendingLineFactory()
@@ -352,6 +352,7 @@ def test_folder_page_list_rows_and_counts_run_a_constant_number_of_queries(
             unknown.candidate_patients.add(patient)
 
     client.force_login(user)
+    warm_caches()
     urls = [
         (folder_url(Folder.ASSIGNED_TO_ME), {}),
         (folder_url(Folder.ASSIGNED_TO_ME), HX),

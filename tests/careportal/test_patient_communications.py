@@ -199,9 +199,10 @@ def test_it_rejects_post(client, nurse, patient):
 
 
 def test_query_count_is_constant_whatever_the_number_of_communications(
-    client, lead, patient, django_assert_max_num_queries
+    client, lead, patient, django_assert_max_num_queries, warm_caches
 ):
     client.force_login(lead)
+    warm_caches()
     url = center_url(patient)
     comm(patient, 1)
     with CaptureQueriesContext(connection) as few:

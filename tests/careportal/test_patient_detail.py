@@ -134,13 +134,14 @@ def add_record(patient, n: int) -> None:
 
 
 def test_query_count_is_constant_whatever_the_size_of_the_record(
-    client, lead, patient, django_assert_max_num_queries
+    client, lead, patient, django_assert_max_num_queries, warm_caches
 ):
     other = PatientFactory()
     add_record(patient, 1)
     add_record(other, 9)
     DocumentFactory.create_batch(25, patient=other)
     client.force_login(lead)
+    warm_caches()
     with CaptureQueriesContext(connection) as small:
         assert client.get(detail_url(patient)).status_code == 200
     with django_assert_max_num_queries(DETAIL_MAX_QUERIES), CaptureQueriesContext(connection) as large:

@@ -202,7 +202,9 @@ def test_a_language_tag_outside_the_list_stays_selectable(client, lead, patient)
     assert patient.preferred_language == "tl"
 
 
-def test_query_count_of_the_form_is_constant(client, lead, patient, django_assert_max_num_queries):
+def test_query_count_of_the_form_is_constant(
+    client, lead, patient, django_assert_max_num_queries, warm_caches
+):
     other = PatientFactory()
     PatientContactMethodFactory(patient=patient)
     CareTeamMemberFactory(patient=patient)
@@ -210,6 +212,7 @@ def test_query_count_of_the_form_is_constant(client, lead, patient, django_asser
         PatientContactMethodFactory(patient=other, kind="phone", value=f"+1555040{n:04d}")
         CareTeamMemberFactory(patient=other)
     client.force_login(lead)
+    warm_caches()
     with CaptureQueriesContext(connection) as small:
         assert client.get(edit_url(patient)).status_code == 200
     with django_assert_max_num_queries(EDIT_MAX_QUERIES), CaptureQueriesContext(connection) as large:

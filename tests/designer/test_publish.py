@@ -2,11 +2,12 @@
 published version untouched. The Care Portal reads only the published version."""
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
 from designer import services
 from designer.models import ConfigVersion, MenuItem, Policy
-from designer.selectors import has_policy, published_version
+from designer.selectors import PUBLISHED_ROLES_CACHE_KEY, has_policy, published_version
 from inbox.folders import InboxKind
 from inbox.models import AuditEvent
 from inbox.selectors import inboxes_for
@@ -202,6 +203,23 @@ def test_the_inbox_api_flag_follows_the_published_policy(designer, coordinator, 
     draft.refresh_from_db()
     services.publish_draft(user=designer, draft=draft, revision=draft.revision)
     assert not has_policy(reload(coordinator), Policy.INBOX_API)
+
+
+def test_role_access_is_read_from_the_shared_cache_which_a_publish_drops(
+    designer, coordinator, published_config, django_assert_num_queries
+):
+    assert not has_policy(reload(coordinator), Policy.INBOX_API)  # fills the cache
+    someone = reload(coordinator)
+    with django_assert_num_queries(0):
+        assert not has_policy(someone, Policy.INBOX_API)
+
+    draft, _ = services.open_draft(user=designer)
+    edit_role(draft, designer, "care-coordinator", policies={Policy.INBOX_API})
+    assert not has_policy(reload(coordinator), Policy.INBOX_API), "editing a draft changes nothing"
+    draft.refresh_from_db()
+    services.publish_draft(user=designer, draft=draft, revision=draft.revision)
+    assert cache.get(PUBLISHED_ROLES_CACHE_KEY) is None
+    assert has_policy(reload(coordinator), Policy.INBOX_API)
 
 
 def test_deactivating_a_role_takes_its_users_portal_away_after_publish(
