@@ -327,10 +327,23 @@ def folder_page(
         _require_folder(user, folder)
         return _page_of(_team_page_ids(user, folder, filters, cursor, limit), limit)
     qs = _after(folder_communications(user=user, folder=folder, filters=filters), cursor)
-    return _as_page(list(qs.select_related(*ROW_RELATED)[: limit + 1]), limit)
+    return _as_page(list(qs.select_related(*ROW_RELATED).only(*ROW_FIELDS)[: limit + 1]), limit)
 
 
 ROW_RELATED = ("patient", "contact", "sending_line", "assignee")
+# What a list row shows (``careportal.templatetags.portal.inbox_row``, ``inbox.api.serializers.CommunicationSerializer``):
+# a page reads these columns only, so 50 rows do not build whole patients and users (their addresses, passwords and
+# a dozen timestamps) to show a name. ``tests/careportal/test_inbox_folders.py`` pins that a page's query count does
+# not grow with its rows, which a field missing here would break.
+ROW_FIELDS = (
+    *ROW_RELATED,
+    "channel", "status", "subject", "counterpart", "is_unrecognized", "inbound_address",
+    "last_message_at", "last_message_preview", "last_message_direction", "opened_at", "created_at",
+    "patient__first_name", "patient__preferred_name", "patient__last_name",
+    "contact__first_name", "contact__last_name", "contact__relationship", "contact__patient",
+    "sending_line__label", "sending_line__number",
+    "assignee__username", "assignee__first_name", "assignee__last_name",
+)  # fmt: skip
 TEAM_FOLDERS = {
     Folder.PRIMARY_CONTACT: True,
     Folder.CARE_TEAM_DIRECTED: False,
@@ -367,7 +380,7 @@ def _team_page_ids(user, folder: Folder, filters: FolderFilters, cursor: str, li
 
 def _page_of(ids: list[int], limit: int) -> FolderPage:
     """The rows of ``ids`` (newest first, ``limit + 1`` at most) as a page."""
-    by_pk = Communication.objects.select_related(*ROW_RELATED).in_bulk(ids)
+    by_pk = Communication.objects.select_related(*ROW_RELATED).only(*ROW_FIELDS).in_bulk(ids)
     return _as_page([by_pk[pk] for pk in ids if pk in by_pk], limit)
 
 

@@ -29,9 +29,8 @@ v1 = [
     path("patients/", views.PatientsView.as_view(), name="patients"),
     path("sending-lines/", views.SendingLinesView.as_view(), name="sending_lines"),
     path("templates/", views.TemplatesView.as_view(), name="templates"),
-    re_path(
-        r"^.*$", views.NotFoundView.as_view(), name="not_found"
-    ),  # last: unknown addresses are 404 problems
+    # Last: unknown addresses are 404 problems. "(?s)": a path with an encoded newline is unknown too.
+    re_path(r"(?s)^.*$", views.NotFoundView.as_view(), name="not_found"),
 ]
 
 urlpatterns = [

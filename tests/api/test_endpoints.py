@@ -116,6 +116,7 @@ def test_an_unknown_communication_is_the_same_404_as_one_the_caller_may_not_see(
 def test_an_unknown_api_address_is_a_404_problem(api):
     assert_problem(api.get("/api/v1/no-such-thing/"), 404)
     assert_problem(api.get("/api/v1/communications/abc/"), 404)
+    assert_problem(api.post("/api/v1/communications/1%0A/assign/", {}, format="json"), 404)  # a newline too
 
 
 def test_a_wrong_method_is_a_405_problem(api, communication):
