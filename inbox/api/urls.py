@@ -29,8 +29,8 @@ v1 = [
     path("patients/", views.PatientsView.as_view(), name="patients"),
     path("sending-lines/", views.SendingLinesView.as_view(), name="sending_lines"),
     path("templates/", views.TemplatesView.as_view(), name="templates"),
-    # Last: unknown addresses are 404 problems. "(?s)": a path with an encoded newline is unknown too.
-    re_path(r"(?s)^.*$", views.NotFoundView.as_view(), name="not_found"),
+    # Last: unknown addresses are 404 problems; "[\s\S]", not ".", so a path with an encoded newline is one too.
+    re_path(r"^[\s\S]*$", views.NotFoundView.as_view(), name="not_found"),
 ]
 
 urlpatterns = [
