@@ -4,11 +4,13 @@ The page, the count badges, the WebSocket refresh and the API all call ``folder_
 can never disagree.
 """
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import phonenumbers
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
@@ -98,17 +100,15 @@ def _folder_q(user, folder: Folder) -> Q:
 
 
 def message_text_matches(term: str) -> QuerySet[Message]:
-    """Messages whose text matches ``term``: full-text (every word, the last as a prefix) on PostgreSQL, served by
-    the GIN index of migration inbox/0003; a case-insensitive substring on SQLite."""
+    """Messages whose text matches ``term``: full-text (every word, the last as a prefix) on PostgreSQL, over the
+    stored vector ``body_tsv`` and its GIN index (migration inbox/0007); a case-insensitive substring on SQLite."""
     if connection.vendor != "postgresql":
         return Message.objects.filter(body_text__icontains=term)
     words = re.findall(r"\w+", term.lower())
     if not words:
         return Message.objects.none()
     tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
-    matches = RawSQL(
-        "to_tsvector('simple', body_text) @@ to_tsquery('simple', %s)", [tsquery], output_field=BooleanField()
-    )
+    matches = RawSQL("body_tsv @@ to_tsquery('simple', %s)", [tsquery], output_field=BooleanField())
     return Message.objects.filter(matches)
 
 
@@ -120,7 +120,8 @@ def _name_q(term: str) -> Q:
     return q
 
 
-SEARCH_ID_LIMIT = 5000
+SEARCH_ID_LIMIT = 20_000
+RARE_TEXT_MESSAGES = 20_000  # expected matching messages up to which message text is resolved by its index
 
 
 class Search:
@@ -140,6 +141,9 @@ class Search:
         patients = Patient.objects.filter(by_name).values("pk")
         contacts = Contact.objects.filter(_name_q(term)).values("pk")
         self.messages = message_text_matches(term).order_by()
+        # The name kinds by whom they name: a page resolves the patients (or contacts) first and then reads their
+        # communications by the patient's (contact's) own index, not by every communication's id.
+        self.people = [(patients, "patient_id"), (contacts, "contact_id")]
         self.kinds = [Q(patient_id__in=patients), Q(contact_id__in=contacts), Q(subject__icontains=term)]
         if "@" in term:
             email = term.lower()
@@ -147,6 +151,22 @@ class Search:
         else:
             phone = normalize_phone(term, region=region)
             self.kinds += [Q(counterpart=phone), Q(sending_line__number=phone)] if phone else []
+
+    def text_is_rare(self) -> bool:
+        """Whether PostgreSQL expects at most ``RARE_TEXT_MESSAGES`` messages to match the text (its planner's
+        estimate from the statistics of ``body_tsv``: a millisecond, and what the planner itself relies on)."""
+        if connection.vendor != "postgresql":
+            return True  # SQLite: small databases, one scan either way
+        try:
+            sql, params = self.messages.values("pk").query.sql_with_params()
+        except EmptyResultSet:  # no words to search for
+            return True
+        with connection.cursor() as db:
+            db.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            plan = db.fetchone()[0]
+        if isinstance(plan, str | bytes):
+            plan = json.loads(plan)
+        return plan[0]["Plan"]["Plan Rows"] <= RARE_TEXT_MESSAGES
 
     @property
     def in_messages(self) -> Q:
@@ -172,7 +192,7 @@ class Search:
         # A selective search is resolved to its ids first, so the folder query looks them up by primary key; a term
         # matching a large share of everything stays a sub-select.
         ids = self.selective_ids
-        return Q(pk__in=ids) if ids is not None else Q(pk__in=self.matching_ids())
+        return _ids_q(ids) if ids is not None else Q(pk__in=self.matching_ids())
 
 
 def normalize_phone(value: str, *, region: str = "US") -> str | None:
@@ -402,17 +422,42 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
         folder_communications(user=user, folder=folder, filters=replace(filters, query="")), cursor
     )
     # A kind with few matches is resolved to its ids by its own index first (a walk newest first would read the
-    # whole folder looking for them); a kind matching a large share is a filter on that walk. Message text is
-    # always a filter on the walk: a full-text bitmap of a common word costs as much as the walk it would save.
-    each = [search.in_messages]
-    for q in search.kinds:
-        ids = list(Communication.objects.filter(q).values_list("pk", flat=True)[: SEARCH_ID_LIMIT + 1])
-        if ids:
-            each.append(Q(pk__in=set(ids)) if len(ids) <= SEARCH_ID_LIMIT else q)
+    # whole folder looking for them); a kind matching a large share is a filter on that walk, which finds its
+    # newest matches early. Message text is resolved only when PostgreSQL's statistics of the full-text index
+    # expect few matching messages: the bitmap of a common word costs more than the walk it would save.
+    each = []
+    for people, by in search.people:
+        each.append(_resolved(people.values_list("pk", flat=True), Q(**{f"{by}__in": people}), field=by))
+    for q in search.kinds[len(search.people) :]:
+        each.append(_resolved(Communication.objects.filter(q).values_list("pk", flat=True), q))
+    if search.text_is_rare():
+        texts = search.messages.values_list("communication_id", flat=True).distinct()
+        each.append(_resolved(texts, search.in_messages))
+    else:
+        each.append(search.in_messages)
     newest: dict[int, object] = {}
     for matches in each:
-        newest.update(unsearched.filter(matches).values_list("pk", "last_message_at")[: limit + 1])
+        if matches is not None:
+            newest.update(unsearched.filter(matches).values_list("pk", "last_message_at")[: limit + 1])
     return _page_of(sorted(newest, key=lambda pk: (newest[pk], pk), reverse=True)[: limit + 1], limit)
+
+
+def _resolved(ids: QuerySet, otherwise: Q, *, field: str = "pk") -> Q | None:
+    """``ids`` (a query of ids of ``field``: communications, patients or contacts) read up to ``SEARCH_ID_LIMIT`` as
+    a filter on those ids; ``None`` when there are none (nothing to ask), ``otherwise`` when there are more (a filter
+    on the walk)."""
+    found = set(ids.order_by()[: SEARCH_ID_LIMIT + 1])
+    if not found:
+        return None
+    return otherwise if len(found) > SEARCH_ID_LIMIT else _ids_q(found, field)
+
+
+def _ids_q(ids, field: str = "pk") -> Q:
+    if connection.vendor == "postgresql":
+        # One array parameter rather than thousands of placeholders; PostgreSQL reads each id from an index that
+        # also holds what a page sorts and filters by (migration inbox/0008), without visiting the table.
+        return Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", [sorted(ids)])})
+    return Q(**{f"{field}__in": ids})
 
 
 def with_candidate_counts(rows: list[Communication]) -> list[Communication]:
