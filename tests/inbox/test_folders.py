@@ -483,6 +483,44 @@ def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(
     )
 
 
+@pytest.mark.parametrize("rare_text_messages", [0, 10**9], ids=["text walked", "text resolved by index"])
+@pytest.mark.parametrize("id_limit", [1, 20_000], ids=["kinds walked", "kinds resolved"])
+def test_every_search_strategy_gives_the_same_pages(lead, patient, monkeypatch, rare_text_messages, id_limit):
+    """Message text resolved by its index or tested while walking the folder, names and other kinds resolved to ids
+    or walked: the pages are the same rows in the same order as the plain query."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from inbox import selectors
+
+    monkeypatch.setattr(selectors, "RARE_TEXT_MESSAGES", rare_text_messages)
+    monkeypatch.setattr(selectors, "SEARCH_ID_LIMIT", id_limit)
+    base = timezone.now()
+    clark = PatientFactory(first_name="Ann", last_name="Clarkson")
+    for i in range(9):
+        owner = clark if i % 3 == 0 else patient
+        communication = CommunicationFactory(patient=owner, last_message_at=base - dt.timedelta(minutes=i))
+        MessageFactory(communication=communication, body_text="ask Dr Clark" if i % 3 == 1 else "fine")
+    filters = FolderFilters(query="clark")
+    expected = list(
+        folder_communications(user=lead, folder=Folder.ALL_DIRECTED, filters=filters).values_list(
+            "pk", flat=True
+        )
+    )
+    assert len(expected) == 6
+    seen, cursor = [], ""
+    while True:
+        page = selectors.folder_page(
+            user=lead, folder=Folder.ALL_DIRECTED, filters=filters, cursor=cursor, limit=2
+        )
+        seen.extend(c.pk for c in page.rows)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == expected
+
+
 def test_a_searched_folder_page_reads_a_bounded_number_of_rows_per_kind(lead, patient):
     """A searched page asks each kind of search for its newest limit + 1 matches (one query each) and reads the
     rows once: the number of queries does not depend on how many communications match."""
