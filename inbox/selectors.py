@@ -69,6 +69,11 @@ def _on_my_team(user, *, primary_only: bool = False) -> Exists:
     return Exists(members)
 
 
+def _sent_messages(user) -> QuerySet[Message]:
+    """What ``user`` sent: their outbound messages that are not internal notes (``message_sent_by_idx``)."""
+    return Message.objects.filter(author=user, direction=Message.Direction.OUTBOUND, is_internal_note=False)
+
+
 def _folder_q(user, folder: Folder) -> Q:
     """The folder rules of DESIGN.md, as correlated EXISTS so that a newest-first page stops after 50 rows."""
     Candidate = Communication.candidate_patients.through
@@ -80,13 +85,7 @@ def _folder_q(user, folder: Folder) -> Q:
         case Folder.MY_UNRECOGNIZED:
             return Q(assignee=user, is_unrecognized=True)
         case Folder.SENT:
-            sent = Message.objects.filter(
-                communication_id=OuterRef("pk"),
-                author=user,
-                direction=Message.Direction.OUTBOUND,
-                is_internal_note=False,
-            )
-            return Q(Exists(sent))
+            return Q(Exists(_sent_messages(user).filter(communication_id=OuterRef("pk"))))
         case Folder.CARE_TEAM_DIRECTED:
             return Q(is_unrecognized=False) & Q(_on_my_team(user))
         case Folder.CARE_TEAM_UNRECOGNIZED:
@@ -347,6 +346,14 @@ def folder_page(
         _require_folder(user, folder)
         return _page_of(_team_page_ids(user, folder, filters, cursor, limit), limit)
     qs = _after(folder_communications(user=user, folder=folder, filters=filters), cursor)
+    if folder == Folder.SENT and connection.vendor == "postgresql":
+        # What someone sent is a sliver of a large organisation: read it from their messages (an index holds it)
+        # rather than walking every communication newest first looking for it.
+        # The page's ids first, then its rows: the joins a row needs are made for 50 rows, not for all of them.
+        sent = _sent_messages(user).values_list("communication_id", flat=True).distinct()
+        mine = _resolved(sent, Q())  # Q(): sent in very many, walk the folder; None: sent nothing
+        page = [] if mine is None else list(qs.filter(mine).values_list("pk", flat=True)[: limit + 1])
+        return _page_of(page, limit)
     return _as_page(list(qs.select_related(*ROW_RELATED).only(*ROW_FIELDS)[: limit + 1]), limit)
 
 

@@ -611,3 +611,39 @@ def test_care_team_folder_pages_walk_exactly_the_folder_newest_first(nurse, fold
             break
         cursor = page.next_cursor
     assert seen == expected
+
+
+@pytest.mark.parametrize("id_limit", [1, 20_000], ids=["walked", "resolved from my messages"])
+def test_sent_pages_walk_exactly_the_folder_newest_first(nurse, other_nurse, patient, monkeypatch, id_limit):
+    """Sent is read from the user's own outbound messages on PostgreSQL (or walked when they sent in very many):
+    page after page exactly the rows, in the order, that the folder's own selector gives — never a note, never
+    someone else's message, never a communication the user may no longer see."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from inbox import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_ID_LIMIT", id_limit)
+    at = timezone.now()
+    hidden = PatientFactory()
+    for i in range(8):
+        owner = hidden if i == 3 else patient
+        communication = CommunicationFactory(patient=owner, last_message_at=at - dt.timedelta(minutes=i // 2))
+        author = other_nurse if i == 5 else nurse
+        MessageFactory(
+            communication=communication,
+            direction=Message.Direction.OUTBOUND,
+            author=author,
+            is_internal_note=i == 6,
+        )
+    expected = list(folder_communications(user=nurse, folder=Folder.SENT).values_list("pk", flat=True))
+    assert len(expected) == 5  # not the hidden patient's, not the other nurse's, not the note
+    seen, cursor = [], ""
+    while True:
+        page = selectors.folder_page(user=nurse, folder=Folder.SENT, cursor=cursor, limit=2)
+        seen.extend(c.pk for c in page.rows)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == expected
