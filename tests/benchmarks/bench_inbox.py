@@ -28,7 +28,8 @@ def database_url(size: int) -> str:
 
 
 def prepare(size: int) -> None:
-    """Create, migrate and seed the database for ``size`` communications unless it is already seeded."""
+    """Create, migrate and seed the database for ``size`` communications unless it is already seeded; vacuum it
+    (the visibility map index-only scans rely on, which autovacuum keeps in production) and refresh statistics."""
     import psycopg
 
     with psycopg.connect(f"{BASE_URL}/postgres", autocommit=True) as conn:
@@ -59,7 +60,12 @@ def prepare(size: int) -> None:
         cwd=ROOT,
     )
     subprocess.run(
-        [*manage, "shell", "-c", "from django.db import connection; connection.cursor().execute('ANALYZE')"],
+        [
+            *manage,
+            "shell",
+            "-c",
+            "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')",
+        ],
         env=env,
         check=True,
         cwd=ROOT,
