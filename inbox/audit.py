@@ -23,10 +23,30 @@ def record(
     detail: dict | None = None,
 ) -> AuditEvent:
     """Append one audit event (who, what, which patient, when, from where)."""
+    event = build(
+        actor=actor, action=action, request=request, patient=patient, communication=communication, obj=obj,
+        actor_label=actor_label, detail=detail,
+    )  # fmt: skip
+    event.save(force_insert=True)
+    return event
+
+
+def build(
+    *,
+    actor,
+    action: str,
+    request=None,
+    patient=None,
+    communication=None,
+    obj=None,
+    actor_label: str = "",
+    detail: dict | None = None,
+) -> AuditEvent:
+    """One audit event, not yet saved (``record`` saves it; batch ingestion saves a batch's with one INSERT)."""
     if communication is not None and patient is None:
         patient = communication.patient
     user = actor if getattr(actor, "is_authenticated", False) else None
-    return AuditEvent.objects.create(
+    return AuditEvent(
         actor=user,
         actor_label=actor_label or (user.full_name if user else ""),
         action=action,

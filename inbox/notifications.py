@@ -165,18 +165,37 @@ def notify_assigned(communication: Communication, assignee, *, actor=None) -> li
     return _create(users, kind=Kind.ASSIGNED, communication=communication, message=None, text=text)
 
 
-def notify_inbound(communication: Communication, message: Message) -> list:
+def primary_contacts_of(patient_ids) -> dict[int, set[int]]:
+    """The user ids of each patient's primary contacts (one query for a batch of inbound messages)."""
+    found: dict[int, set[int]] = {pk: set() for pk in patient_ids}
+    rows = CareTeamMember.objects.filter(patient_id__in=found, is_primary_contact=True).values_list(
+        "patient_id", "user_id"
+    )
+    for patient_id, user_id in rows:
+        found[patient_id].add(user_id)
+    return found
+
+
+def notify_inbound(
+    communication: Communication, message: Message, *, primary_contacts: dict[int, set[int]] | None = None
+) -> list:
     """A new inbound message: its communication's assignee and the patient's primary contacts are told.
-    Auto-replies (out-of-office) tell nobody, as they do not reopen the communication either."""
+    Auto-replies (out-of-office) tell nobody, as they do not reopen the communication either.
+
+    ``primary_contacts`` (from ``primary_contacts_of``, read in the same transaction) saves the look-up per message.
+    """
     if message.is_auto_reply or message.direction != Message.Direction.INBOUND:
         return []
     ids = {communication.assignee_id}
     if communication.patient_id:
-        ids.update(
-            CareTeamMember.objects.filter(
-                patient_id=communication.patient_id, is_primary_contact=True
-            ).values_list("user_id", flat=True)
-        )
+        if primary_contacts is not None and communication.patient_id in primary_contacts:
+            ids.update(primary_contacts[communication.patient_id])
+        else:
+            ids.update(
+                CareTeamMember.objects.filter(
+                    patient_id=communication.patient_id, is_primary_contact=True
+                ).values_list("user_id", flat=True)
+            )
     users = _who_can_see(communication, ids)
     channel = "Secure message" if message.is_secure else communication.get_channel_display()
     text = f"New {channel} from {_about(communication)}: {_preview(message)}"

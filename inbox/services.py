@@ -62,10 +62,17 @@ def _touch_last_message(communication: Communication, message: Message) -> list[
     return ["last_message_at", "last_message_preview", "last_message_direction"]
 
 
-def apply_inbound(communication: Communication, message: Message) -> None:
+def apply_inbound(
+    communication: Communication,
+    message: Message,
+    *,
+    save: bool = True,
+    primary_contacts: dict[int, set[int]] | None = None,
+) -> list[str]:
     """Any inbound message sets the communication Open, even when it was Closed (shared with ingestion).
 
-    Auto-replies (``Auto-Submitted``) are stored but do not reopen.
+    Auto-replies (``Auto-Submitted``) are stored but do not reopen. Returns the fields it changed; with
+    ``save=False`` the caller saves them (batch ingestion saves each communication once per batch).
     """
     fields = _touch_last_message(communication, message)
     if not message.is_auto_reply and communication.status != Communication.Status.OPEN:
@@ -73,8 +80,10 @@ def apply_inbound(communication: Communication, message: Message) -> None:
         communication.opened_at = message.created_at
         communication.closed_at = None
         fields += ["status", "opened_at", "closed_at"]
-    communication.save(update_fields=[*fields, "updated_at"])
-    notifications.notify_inbound(communication, message)
+    if save:
+        communication.save(update_fields=[*fields, "updated_at"])
+    notifications.notify_inbound(communication, message, primary_contacts=primary_contacts)
+    return fields
 
 
 def _change_status(communication: Communication, status: str) -> list[str]:

@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
@@ -72,6 +73,38 @@ def process_inbound(self, raw_id: int) -> str:
     from .ingest.pipeline import process
 
     return process(raw_id)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=10,
+)
+def process_pending(self) -> int:
+    """File every pending raw item, in batches (``inbox.ingest.batch``); queued by ``inbox.ingest.raw.kick``.
+
+    It first clears the "a drain is queued" mark, so an item stored from now on queues another drain if this one
+    has already passed it; when its time is up with items left it queues its successor. Items it never reaches
+    (a worker killed, retries run out) are the sweeper's.
+    """
+    from .ingest.batch import drain
+    from .ingest.raw import kick, unmark_kick
+
+    unmark_kick()
+    claimed, finished = drain()
+    if not finished:
+        kick()
+    return claimed
+
+
+@worker_process_init.connect
+def _publish_from_a_loop_of_its_own(**kwargs) -> None:
+    """Each worker process publishes real-time hints from one event loop that keeps its Redis connection."""
+    events.use_own_loop()
 
 
 @shared_task

@@ -156,11 +156,16 @@ def auto_assign(communication: Communication, owner, *, via: str) -> bool:
     return True
 
 
-def record_received(communication: Communication, message: Message, raw: RawInbound, **detail) -> None:
+def received_event(communication: Communication, message: Message, raw: RawInbound, **detail):
+    """The "message received" audit event, not yet saved."""
     name, address = message.sender_name, message.sender_address
     label = f"{name} <{address}>" if name else address
-    audit.record(
+    return audit.build(
         actor=None, action=audit.Action.MESSAGE_RECEIVED, communication=communication, obj=message,
         actor_label=label[:200],
         detail={"channel": communication.channel, "provider": message.provider, "raw_id": raw.pk, **detail},
     )  # fmt: skip
+
+
+def record_received(communication: Communication, message: Message, raw: RawInbound, **detail) -> None:
+    received_event(communication, message, raw, **detail).save(force_insert=True)

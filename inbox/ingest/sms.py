@@ -167,8 +167,9 @@ def _communication_for(sender: str, line: SendingLine) -> Communication:
         if recognition.candidate_ids:
             communication.candidate_patients.set(recognition.candidate_ids)
         return communication
-    # Lock the patient so two first messages arriving at once make one communication, not two.
-    Patient.objects.select_for_update().filter(pk=recognition.patient.pk).first()
+    # Lock the patient so two first messages arriving at once make one communication, not two. FOR NO KEY UPDATE:
+    # exclusive among ingesters, but it does not block other writers' foreign-key checks (KEY SHARE) on the patient.
+    Patient.objects.select_for_update(no_key=True).filter(pk=recognition.patient.pk).first()
     communication = (
         Communication.objects.select_for_update()
         .filter(

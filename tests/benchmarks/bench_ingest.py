@@ -132,6 +132,32 @@ def wait_for(pg_url: str, tag: str, expected: int, timeout: float) -> float | No
     return None
 
 
+def cpu_seconds(groups: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds (user + system, with reaped children) used so far by each named process group: an app process's
+    session (it and its children, e.g. the worker's pool), or a server and its children (PostgreSQL's backends), and
+    this process (the benchmark's clients)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # fields[1] = ppid, [3] = session, [11..14] = utime, stime, cutime, cstime
+            stats[int(entry)] = (int(fields[1]), int(fields[3]), sum(int(f) for f in fields[11:15]) / tick)
+    used = {}
+    for name, leader in groups.items():
+        if leader is not None:
+            used[name] = sum(
+                cpu
+                for pid, (ppid, session, cpu) in stats.items()
+                if pid == leader or ppid == leader or session == leader
+            )
+    used["benchmark clients"] = time.process_time()
+    return used
+
+
 def measure_throughput(base: str, pg_url: str) -> dict:
     import requests
 
@@ -194,7 +220,12 @@ def main() -> int:
         wait_for(pg.url, "ack", WARMUP + ACK_REQUESTS, timeout=300)  # let the worker catch up before (b)
         print(f"== b. {MESSAGES:,} SMS from {CLIENTS} concurrent clients", flush=True)
         load_before = services.load()
+        postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+        groups = {"web (daphne)": processes[0].process.pid, "worker": processes[1].process.pid,
+                  "beat": processes[2].process.pid, "PostgreSQL": postmaster, "Redis": redis.process.pid}  # fmt: skip
+        cpu_before = cpu_seconds(groups)
         throughput = measure_throughput(base, pg.url)
+        cpu_after = cpu_seconds(groups)
         load_after = services.load()
     finally:
         for process in processes:
@@ -240,6 +271,17 @@ def main() -> int:
             f"| last message linked after | {f'{total:.1f} s' if total else 'not within 600 s'} |",
             f"| linked messages | {throughput['linked']:,} / {MESSAGES:,} |",
             f"| throughput, first post → last linked | **{rate:.0f} messages/s** |",
+            "",
+            "CPU during (b) per message, by process (user + system from `/proc`, children included; the machine's "
+            "other tenants not counted):",
+            "",
+            "| process | CPU ms per message |",
+            "| --- | --- |",
+            *(
+                f"| {name} | {(cpu_after[name] - cpu_before[name]) * 1000 / MESSAGES:.2f} |"
+                for name in cpu_after
+            ),
+            f"| total | {sum(cpu_after[n] - cpu_before[n] for n in cpu_after) * 1000 / MESSAGES:.2f} |",
         ]
     )
     print(text)

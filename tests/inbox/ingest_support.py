@@ -77,11 +77,41 @@ def receive_email(raw: bytes, *, source=RawInbound.Source.EMAIL_WEBHOOK, envelop
     return row
 
 
+def file_one(raw_id: int) -> None:
+    """How ``receive_sms`` files what it stored: the one-by-one path (``process``) unless a test module's
+    ``sms_filing`` fixture switches it to the worker's batch path."""
+    process(raw_id)
+
+
+def file_in_a_batch(raw_id: int) -> None:
+    from inbox.ingest.batch import process_batch
+
+    assert process_batch() >= 1, "the batch did not claim the stored item"
+
+
+@pytest.fixture(params=["one by one", "in a batch"])
+def sms_filing(request, monkeypatch):
+    """Run a test once per filing path: ``pipeline.process`` (eager mode, the sweeper) and ``batch.process_batch``
+    (the worker's drain), which must file SMS identically."""
+    import inbox.ingest.raw
+    import tests.inbox.ingest_support as support
+
+    if request.param == "in a batch":
+        # Stored items wait for the drain, as with a worker (eager mode would file them at once, one by one).
+        monkeypatch.setattr(inbox.ingest.raw, "enqueue", lambda raw_id: True)
+        monkeypatch.setattr(support, "file_one", file_in_a_batch)
+    else:
+        monkeypatch.setattr(support, "file_one", process)
+    return request.param
+
+
 def receive_sms(*, sender: str, to: str, body: str = "Hi", sid: str | None = None, **extra) -> RawInbound:
     sid = sid or "SM" + hashlib.sha256(f"{sender}{to}{body}{extra}".encode()).hexdigest()[:32]
     payload = {"MessageSid": sid, "From": sender, "To": to, "Body": body, "NumMedia": "0", **extra}
     row, _ = store_raw(source=RawInbound.Source.TWILIO_SMS, provider_id=sid, payload=payload)
-    process(row.pk)
+    import tests.inbox.ingest_support as support
+
+    support.file_one(row.pk)
     row.refresh_from_db()
     return row
 

@@ -25,9 +25,11 @@ from tests.inbox.ingest_support import (  # noqa: F401  (eager_celery, hook_secr
     eager_celery,
     hook_secrets,
     receive_sms,
+    sms_filing,
 )
 
-pytestmark = pytest.mark.django_db
+# Every test runs twice: filed one by one (eager mode, the sweeper) and by the worker's batch drain.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sms_filing")]
 
 MARIA = "+15550102030"
 
