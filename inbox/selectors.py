@@ -256,12 +256,12 @@ COUNT_CAP = 10_000
 
 def folder_counts(*, user, filters: FolderFilters | None = None) -> dict[Folder, int]:
     """Rows per folder, from the same selector as the list; a value above ``COUNT_CAP`` means "more than that"."""
-    return {
-        folder: folder_communications(user=user, folder=folder, filters=filters)
-        .order_by()[: COUNT_CAP + 1]
-        .count()
-        for folder in folders_for(user)
-    }
+    return {folder: folder_count(user=user, folder=folder, filters=filters) for folder in folders_for(user)}
+
+
+def folder_count(*, user, folder: Folder, filters: FolderFilters | None = None) -> int:
+    """One folder's rows, counted up to ``COUNT_CAP + 1`` (one query)."""
+    return folder_communications(user=user, folder=folder, filters=filters).order_by()[: COUNT_CAP + 1].count()
 
 
 def communication_for(*, user, pk) -> Communication:

@@ -4,7 +4,9 @@
   names (thousands for a common surname in a large organisation) with their time, then keeps the newest page;
 - a communication by id with what a page sorts and filters by: message text resolved to communication ids is read
   this way;
-- the communications a user sent in (the Sent folder), from their outbound messages that are not internal notes.
+- the communications a user sent in (the Sent folder), from their outbound messages that are not internal notes;
+- the Unrecognized communications assigned to a user (My Inbox → Unrecognized), a handful among a large
+  organisation's tens of thousands.
 
 SQLite keeps its plain path."""
 
@@ -20,6 +22,11 @@ INDEXES = [
         "inbox_communication",
         "comm_id_cover_idx",
         "(id) INCLUDE (last_message_at, is_unrecognized, status, channel, assignee_id, patient_id)",
+    ),
+    (
+        "inbox_communication",
+        "comm_unrecog_assignee_idx",
+        "(assignee_id, last_message_at DESC, id DESC) WHERE is_unrecognized",
     ),
     (
         "inbox_message",
