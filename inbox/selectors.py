@@ -261,7 +261,9 @@ def folder_counts(*, user, filters: FolderFilters | None = None) -> dict[Folder,
 
 def folder_count(*, user, folder: Folder, filters: FolderFilters | None = None) -> int:
     """One folder's rows, counted up to ``COUNT_CAP + 1`` (one query)."""
-    return folder_communications(user=user, folder=folder, filters=filters).order_by()[: COUNT_CAP + 1].count()
+    return (
+        folder_communications(user=user, folder=folder, filters=filters).order_by()[: COUNT_CAP + 1].count()
+    )
 
 
 def communication_for(*, user, pk) -> Communication:
