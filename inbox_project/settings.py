@@ -307,6 +307,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "daphne": {"level": "INFO"},
+        # Sign-ins are in the audit log; axes' own lines for every successful one are noise. Lockouts and
+        # failures (WARNING) still show.
+        "axes": {"level": "WARNING"},
     },
 }
 
