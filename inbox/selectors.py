@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import phonenumbers
-from django.core.exceptions import EmptyResultSet
+from django.core.exceptions import EmptyResultSet, ValidationError
+from django.core.validators import validate_email
 from django.db import connection
 from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
@@ -98,11 +99,27 @@ def _folder_q(user, folder: Folder) -> Q:
     raise FolderNotAllowed(folder)
 
 
+def is_email_address(term: str) -> bool:
+    """Whether ``term`` is one whole email address (not part of one, not several words)."""
+    if "@" not in term or any(ch.isspace() for ch in term):
+        return False
+    try:
+        validate_email(term)
+    except ValidationError:
+        return False
+    return True
+
+
 def message_text_matches(term: str) -> QuerySet[Message]:
-    """Messages whose text matches ``term``: full-text (every word, the last as a prefix) on PostgreSQL, over the
-    stored vector ``body_tsv`` and its GIN index (migration inbox/0007); a case-insensitive substring on SQLite."""
+    """Messages whose text matches ``term``: full-text (every word, the last as a prefix; a whole email address as
+    itself) on PostgreSQL, over the stored vector ``body_tsv`` and its GIN index (migration inbox/0007); a
+    case-insensitive substring on SQLite."""
     if connection.vendor != "postgresql":
         return Message.objects.filter(body_text__icontains=term)
+    if is_email_address(term):
+        # PostgreSQL's parser keeps a whole address as one lexeme (not its words): ask for exactly that one.
+        matches = RawSQL("body_tsv @@ plainto_tsquery('simple', %s)", [term], output_field=BooleanField())
+        return Message.objects.filter(matches)
     words = re.findall(r"\w+", term.lower())
     if not words:
         return Message.objects.none()
@@ -144,7 +161,9 @@ class Search:
         # communications by the patient's (contact's) own index, not by every communication's id.
         self.people = [(patients, "patient_id"), (contacts, "contact_id")]
         self.kinds = [Q(patient_id__in=patients), Q(contact_id__in=contacts), Q(subject__icontains=term)]
-        if "@" in term:
+        if is_email_address(term):  # a whole address: that address, by its index (comm_counterpart_upper_idx)
+            self.kinds += [Q(counterpart__iexact=term), Q(inbound_address__address__iexact=term)]
+        elif "@" in term:  # part of one
             email = term.lower()
             self.kinds += [Q(counterpart__icontains=email), Q(inbound_address__address__icontains=email)]
         else:

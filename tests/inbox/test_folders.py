@@ -7,7 +7,7 @@ from adminportal.models import User
 from inbox.errors import FolderNotAllowed
 from inbox.folders import FOLDERS_BY_INBOX, Folder, InboxKind
 from inbox.models import Channel, Communication, Message
-from inbox.selectors import FolderFilters, folder_communications, folder_counts, folders_for
+from inbox.selectors import FolderFilters, folder_communications, folder_counts, folder_page, folders_for
 from tests.factories import (
     CareTeamMemberFactory,
     CommunicationFactory,
@@ -358,6 +358,22 @@ def test_search_by_email_ignores_case(lead, patient):
 
     assert in_folder(lead, Folder.ALL_DIRECTED, query="Maria.Lopez@MAIL.example") == [mailed]
     assert in_folder(lead, Folder.ALL_DIRECTED, query="maria.lopez@mail") == [mailed]
+
+
+def test_a_whole_address_finds_that_address_and_messages_that_mention_it(lead, patient):
+    """A whole address is that address (not every address ending in it), in the counterpart and in message text —
+    PostgreSQL indexes an address in text as one word, so searching its parts would never find it there."""
+    mailed = CommunicationFactory(patient=patient, counterpart="maria.lopez@mail.example")
+    CommunicationFactory(patient=patient, counterpart="anamaria.lopez@mail.example")
+    mentioned = CommunicationFactory(patient=patient, counterpart="+15550102030", channel=Channel.SMS)
+    MessageFactory(communication=mentioned, body_text="Please write to Maria.Lopez@mail.example instead.")
+
+    found = in_folder(lead, Folder.ALL_DIRECTED, query="MARIA.LOPEZ@mail.example")
+    assert sorted(c.pk for c in found) == sorted([mailed.pk, mentioned.pk])
+    page = folder_page(
+        user=lead, folder=Folder.ALL_DIRECTED, filters=FolderFilters(query="maria.lopez@mail.example")
+    )
+    assert sorted(c.pk for c in page.rows) == sorted([mailed.pk, mentioned.pk])
 
 
 def test_search_by_email_finds_unrecognized_senders(lead):
