@@ -366,15 +366,20 @@ def folder_page(
     if folder in TEAM_FOLDERS and connection.vendor == "postgresql":
         _require_folder(user, folder)
         return _page_of(_team_page_ids(user, folder, filters, cursor, limit), limit)
-    qs = _after(folder_communications(user=user, folder=folder, filters=filters), cursor)
     if folder == Folder.SENT and connection.vendor == "postgresql":
         # What someone sent is a sliver of a large organisation: read it from their messages (an index holds it)
-        # rather than walking every communication newest first looking for it.
-        # The page's ids first, then its rows: the joins a row needs are made for 50 rows, not for all of them.
-        sent = _sent_messages(user).values_list("communication_id", flat=True).distinct()
-        mine = _resolved(sent, Q())  # Q(): sent in very many, walk the folder; None: sent nothing
-        page = [] if mine is None else list(qs.filter(mine).values_list("pk", flat=True)[: limit + 1])
-        return _page_of(page, limit)
+        # rather than walking every communication newest first looking for it. The ids are the folder's own rule,
+        # so only visibility and the filters remain; the page's ids first, then its rows (the joins a row needs are
+        # made for 50 rows, not for thousands).
+        _require_folder(user, folder)
+        walk = Q()  # what _resolved answers when they sent in very many: then walk the folder like any other
+        mine = _resolved(_sent_messages(user).values_list("communication_id", flat=True).distinct(), walk)
+        if mine is None:  # sent nothing
+            return FolderPage(rows=[], next_cursor=None)
+        if mine is not walk:
+            qs = _after(_filtered(communications_visible_to(user).filter(mine), folder, filters), cursor)
+            return _page_of(list(qs.values_list("pk", flat=True)[: limit + 1]), limit)
+    qs = _after(folder_communications(user=user, folder=folder, filters=filters), cursor)
     return _as_page(list(qs.select_related(*ROW_RELATED).only(*ROW_FIELDS)[: limit + 1]), limit)
 
 
