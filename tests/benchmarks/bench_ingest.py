@@ -286,8 +286,9 @@ def main() -> int:
     text = "\n".join(
         [
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (`make bench-ingest`, `tests/benchmarks/bench_ingest.py`) "
-            "on 2 cores shared with other test runs; private PostgreSQL and Redis, one daphne process, one Celery "
-            "worker (prefork, concurrency 2) and Celery beat, DEBUG off.",
+            "on 2 cores shared with other test runs; private PostgreSQL and Redis, "
+            f"{WEB_PROCESSES} daphne process{'es' if WEB_PROCESSES > 1 else ''} (the first also serves a.), one "
+            "Celery worker (prefork, concurrency 2) and Celery beat, DEBUG off.",
             "",
             f"a. Acknowledgement latency, milliseconds at the client, {ACK_REQUESTS:,} sequential requests each after "
             f"{WARMUP} warm-up, interleaved, one keep-alive connection, the worker filing in the background "
