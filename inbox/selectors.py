@@ -160,15 +160,20 @@ class Search:
         # The name kinds by whom they name: a page resolves the patients (or contacts) first and then reads their
         # communications by the patient's (contact's) own index, not by every communication's id.
         self.people = [(patients, "patient_id"), (contacts, "contact_id")]
-        self.kinds = [Q(patient_id__in=patients), Q(contact_id__in=contacts), Q(subject__icontains=term)]
+        self.others = [Q(subject__icontains=term)]  # the kinds that are filters on communications themselves
         if is_email_address(term):  # a whole address: that address, by its index (comm_counterpart_upper_idx)
-            self.kinds += [Q(counterpart__iexact=term), Q(inbound_address__address__iexact=term)]
+            self.others += [Q(counterpart__iexact=term), Q(inbound_address__address__iexact=term)]
         elif "@" in term:  # part of one
             email = term.lower()
-            self.kinds += [Q(counterpart__icontains=email), Q(inbound_address__address__icontains=email)]
+            self.others += [Q(counterpart__icontains=email), Q(inbound_address__address__icontains=email)]
         else:
             phone = normalize_phone(term, region=region)
-            self.kinds += [Q(counterpart=phone), Q(sending_line__number=phone)] if phone else []
+            self.others += [Q(counterpart=phone), Q(sending_line__number=phone)] if phone else []
+
+    @property
+    def kinds(self) -> list[Q]:
+        """Every kind but message text, each as a filter on communications."""
+        return [Q(**{f"{by}__in": people}) for people, by in self.people] + self.others
 
     def text_is_rare(self) -> bool:
         """Whether PostgreSQL expects at most ``RARE_TEXT_MESSAGES`` messages to match the text (its planner's
@@ -203,8 +208,8 @@ class Search:
     @cached_property
     def selective_ids(self) -> list[int] | None:
         """The matching ids when there are at most ``SEARCH_ID_LIMIT`` of them (the usual case), else ``None``."""
-        found = list(self.matching_ids()[: SEARCH_ID_LIMIT + 1])
-        return sorted(set(found)) if len(found) <= SEARCH_ID_LIMIT else None
+        found = _found_ids(self.matching_ids())
+        return None if found is None else sorted(found)
 
     def q(self) -> Q:
         # A selective search is resolved to its ids first, so the folder query looks them up by primary key; a term
@@ -372,12 +377,10 @@ def folder_page(
         # so only visibility and the filters remain; the page's ids first, then its rows (the joins a row needs are
         # made for 50 rows, not for thousands).
         _require_folder(user, folder)
-        walk = Q()  # what _resolved answers when they sent in very many: then walk the folder like any other
-        mine = _resolved(_sent_messages(user).values_list("communication_id", flat=True).distinct(), walk)
-        if mine is None:  # sent nothing
-            return FolderPage(rows=[], next_cursor=None)
-        if mine is not walk:
-            qs = _after(_filtered(communications_visible_to(user).filter(mine), folder, filters), cursor)
+        sent = _found_ids(_sent_messages(user).values_list("communication_id", flat=True).distinct())
+        if sent is not None:  # else they sent in very many: walk the folder like any other
+            mine = communications_visible_to(user).filter(_ids_q(sent))
+            qs = _after(_filtered(mine, folder, filters), cursor)
             return _page_of(list(qs.values_list("pk", flat=True)[: limit + 1]), limit)
     qs = _after(folder_communications(user=user, folder=folder, filters=filters), cursor)
     return _as_page(list(qs.select_related(*ROW_RELATED).only(*ROW_FIELDS)[: limit + 1]), limit)
@@ -461,7 +464,7 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
     each = []
     for people, by in search.people:
         each.append(_resolved(people.values_list("pk", flat=True), Q(**{f"{by}__in": people}), field=by))
-    for q in search.kinds[len(search.people) :]:
+    for q in search.others:
         each.append(_resolved(Communication.objects.filter(q).values_list("pk", flat=True), q))
     if search.text_is_rare():
         texts = search.messages.values_list("communication_id", flat=True).distinct()
@@ -475,14 +478,19 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
     return _page_of(sorted(newest, key=lambda pk: (newest[pk], pk), reverse=True)[: limit + 1], limit)
 
 
-def _resolved(ids: QuerySet, otherwise: Q, *, field: str = "pk") -> Q | None:
-    """``ids`` (a query of ids of ``field``: communications, patients or contacts) read up to ``SEARCH_ID_LIMIT`` as
-    a filter on those ids; ``None`` when there are none (nothing to ask), ``otherwise`` when there are more (a filter
-    on the walk)."""
+def _found_ids(ids: QuerySet) -> set | None:
+    """The ids ``ids`` (a query of ids) gives, read up to ``SEARCH_ID_LIMIT``; ``None`` when there are more."""
     found = set(ids.order_by()[: SEARCH_ID_LIMIT + 1])
-    if not found:
-        return None
-    return otherwise if len(found) > SEARCH_ID_LIMIT else _ids_q(found, field)
+    return found if len(found) <= SEARCH_ID_LIMIT else None
+
+
+def _resolved(ids: QuerySet, otherwise: Q, *, field: str = "pk") -> Q | None:
+    """``ids`` (a query of ids of ``field``: communications, patients or contacts) as a filter on those ids;
+    ``None`` when there are none (nothing to ask), ``otherwise`` when there are too many (a filter on the walk)."""
+    found = _found_ids(ids)
+    if found is None:
+        return otherwise
+    return _ids_q(found, field) if found else None
 
 
 def _ids_q(ids, field: str = "pk") -> Q:
