@@ -3,8 +3,8 @@ than the configured minutes is signed out on their next request, and their WebSo
 
 Activity is a request of the signed-in user; WebSocket traffic (pushes, heartbeats) is not, and neither is a request
 the page makes by itself (``BACKGROUND_HEADER``: a row or count refreshed after a push, the bell loading), so a screen
-left open on a busy inbox does not keep a session alive. The time of the last activity lives in the session and is rewritten at most once a
-minute, so ordinary requests do not write the session.
+left open on a busy inbox does not keep a session alive. The time of the last activity lives in the session and is
+rewritten at most once a minute, so ordinary requests do not write the session.
 """
 
 import math

@@ -11,22 +11,9 @@ def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def record(
-    *,
-    actor,
-    action: str,
-    request=None,
-    patient=None,
-    communication=None,
-    obj=None,
-    actor_label: str = "",
-    detail: dict | None = None,
-) -> AuditEvent:
-    """Append one audit event (who, what, which patient, when, from where)."""
-    event = build(
-        actor=actor, action=action, request=request, patient=patient, communication=communication, obj=obj,
-        actor_label=actor_label, detail=detail,
-    )  # fmt: skip
+def record(**fields) -> AuditEvent:
+    """Append one audit event (who, what, which patient, when, from where); ``fields`` as ``build`` takes them."""
+    event = build(**fields)
     event.save(force_insert=True)
     return event
 

@@ -54,17 +54,19 @@ def deliver_message(self, message_id: int) -> str:
 # --- Inbound ingestion -------------------------------------------------------------------------------------
 SWEEP_BATCH = 2000  # rows re-enqueued per sweep: a backlog after an outage drains over a few sweeps
 SWEEP_MAX_FAILED_ATTEMPTS = 5  # an item that keeps failing stops being retried and waits for a fix
+# Ingestion tasks retry database outages with backoff; when retries run out the rows stay pending for the sweeper.
+INGEST_TASK_OPTIONS = {
+    "bind": True,
+    "acks_late": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=10,
-)
+@shared_task(**INGEST_TASK_OPTIONS)
 def process_inbound(self, raw_id: int) -> str:
     """Parse and file one raw inbound item; a processed item is a no-op, a bad one keeps its error on the row.
 
@@ -75,15 +77,7 @@ def process_inbound(self, raw_id: int) -> str:
     return process(raw_id)
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=10,
-)
+@shared_task(**INGEST_TASK_OPTIONS)
 def process_pending(self) -> int:
     """File every pending raw item, in batches (``inbox.ingest.batch``); queued by ``inbox.ingest.raw.kick``.
 

@@ -124,6 +124,16 @@ def twilio_signature(url: str, params: dict, token: str = TWILIO_TOKEN) -> str:
     return RequestValidator(token).compute_signature(url, params)
 
 
+def post_email(client, body: bytes):
+    """Raw MIME to the email webhook, signed as the provider signs it."""
+    return client.post(
+        "/hooks/email/inbound/",
+        body,
+        content_type="message/rfc822",
+        HTTP_X_INBOX_SIGNATURE=email_signature(body),
+    )
+
+
 def post_twilio(client, path: str, params: dict, *, scheme: str = "http", **extra):
     signature = twilio_signature(f"{scheme}://testserver{path}", params)
     return client.post(path, params, HTTP_X_TWILIO_SIGNATURE=signature, **extra)

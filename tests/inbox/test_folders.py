@@ -33,6 +33,17 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def every_page(*, user, folder, filters=None, limit: int) -> list[int]:
+    """The ids of every page of ``folder``, following each page's cursor to the end."""
+    seen, cursor = [], ""
+    while True:
+        page = folder_page(user=user, folder=folder, filters=filters, cursor=cursor, limit=limit)
+        seen.extend(c.pk for c in page.rows)
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+
+
 def in_folder(user, folder, **filters) -> list[Communication]:
     return list(folder_communications(user=user, folder=folder, filters=FolderFilters(**filters)))
 
@@ -479,16 +490,7 @@ def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(
             matching.append(communication.pk)
     filters = FolderFilters(query="refill")
     assert selectors.Search("refill").selective_ids is None
-    seen, cursor = [], ""
-    while True:
-        page = selectors.folder_page(
-            user=lead, folder=Folder.ALL_DIRECTED, filters=filters, cursor=cursor, limit=3
-        )
-        seen.extend(c.pk for c in page.rows)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    assert seen == matching
+    assert every_page(user=lead, folder=Folder.ALL_DIRECTED, filters=filters, limit=3) == matching
     assert (
         list(
             folder_communications(user=lead, folder=Folder.ALL_DIRECTED, filters=filters).values_list(
@@ -525,16 +527,7 @@ def test_every_search_strategy_gives_the_same_pages(lead, patient, monkeypatch, 
         )
     )
     assert len(expected) == 6
-    seen, cursor = [], ""
-    while True:
-        page = selectors.folder_page(
-            user=lead, folder=Folder.ALL_DIRECTED, filters=filters, cursor=cursor, limit=2
-        )
-        seen.extend(c.pk for c in page.rows)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    assert seen == expected
+    assert every_page(user=lead, folder=Folder.ALL_DIRECTED, filters=filters, limit=2) == expected
 
 
 def test_a_searched_folder_page_reads_a_bounded_number_of_rows_per_kind(lead, patient):
@@ -599,8 +592,6 @@ def test_care_team_folder_pages_walk_exactly_the_folder_newest_first(nurse, fold
 
     from django.utils import timezone
 
-    from inbox.selectors import folder_page
-
     at = timezone.now()
     primary, member, elsewhere = PatientFactory(), PatientFactory(), PatientFactory()
     CareTeamMemberFactory(patient=primary, user=nurse, is_primary_contact=True)
@@ -619,14 +610,7 @@ def test_care_team_folder_pages_walk_exactly_the_folder_newest_first(nurse, fold
         folder_communications(user=nurse, folder=folder, filters=filters).values_list("pk", flat=True)
     )
     assert expected
-    seen, cursor = [], ""
-    while True:
-        page = folder_page(user=nurse, folder=folder, filters=filters, cursor=cursor, limit=2)
-        seen.extend(c.pk for c in page.rows)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    assert seen == expected
+    assert every_page(user=nurse, folder=folder, filters=filters, limit=2) == expected
 
 
 @pytest.mark.parametrize("id_limit", [1, 20_000], ids=["walked", "resolved from my messages"])
@@ -655,11 +639,4 @@ def test_sent_pages_walk_exactly_the_folder_newest_first(nurse, other_nurse, pat
         )
     expected = list(folder_communications(user=nurse, folder=Folder.SENT).values_list("pk", flat=True))
     assert len(expected) == 5  # not the hidden patient's, not the other nurse's, not the note
-    seen, cursor = [], ""
-    while True:
-        page = selectors.folder_page(user=nurse, folder=Folder.SENT, cursor=cursor, limit=2)
-        seen.extend(c.pk for c in page.rows)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    assert seen == expected
+    assert every_page(user=nurse, folder=Folder.SENT, limit=2) == expected

@@ -29,8 +29,8 @@ from tests.factories import (
 from tests.inbox.ingest_support import (  # noqa: F401  (eager_celery, hook_secrets: autouse fixtures)
     build_email,
     eager_celery,
-    email_signature,
     hook_secrets,
+    post_email,
     post_twilio,
 )
 
@@ -153,15 +153,7 @@ def test_keywords_media_errors_and_other_sources_are_filed_one_by_one_in_the_sam
     no_sender = sms("SMnosender", sender="")
     unknown_line = sms("SMnoline", to="+15550109876")
     body = build_email(body="An email")
-    assert (
-        client.post(
-            "/hooks/email/inbound/",
-            body,
-            content_type="message/rfc822",
-            HTTP_X_INBOX_SIGNATURE=email_signature(body),
-        ).status_code
-        == 200
-    )
+    assert post_email(client, body).status_code == 200
     assert batch.process_batch() == 6
     for row in (stop, plain, mms, no_sender, unknown_line):
         row.refresh_from_db()

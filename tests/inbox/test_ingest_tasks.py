@@ -24,8 +24,8 @@ from tests.factories import (
 from tests.inbox.ingest_support import (  # noqa: F401  (eager_celery, hook_secrets: autouse fixtures)
     build_email,
     eager_celery,
-    email_signature,
     hook_secrets,
+    post_email,
     post_twilio,
 )
 
@@ -119,15 +119,7 @@ def test_broker_down_at_enqueue_keeps_the_raw_item_for_the_sweeper(
     params = {"MessageSid": "SMoutage", "From": MARIA, "To": "+15550100000", "Body": "During the outage"}
     assert post_twilio(client, "/hooks/sms/twilio/", params).status_code == 200
     body = build_email(body="Email during the outage")
-    assert (
-        client.post(
-            "/hooks/email/inbound/",
-            body,
-            content_type="message/rfc822",
-            HTTP_X_INBOX_SIGNATURE=email_signature(body),
-        ).status_code
-        == 200
-    )
+    assert post_email(client, body).status_code == 200
     assert RawInbound.objects.filter(processed_at__isnull=True).count() == 2  # stored and acknowledged
     monkeypatch.setattr(tasks.process_inbound, "delay", real_delay)  # the broker is back
     assert tasks.sweep_unprocessed.delay().get() == 2
