@@ -43,15 +43,19 @@
       interacted = false;
     }
     let response;
+    let redirect = null;
+    let data = null;
     try {
       response = await fetch(STATUS_URL, options);
+      redirect = response.headers.get("HX-Redirect");
+      if (!redirect && response.ok) data = await response.json();
     } catch (_error) {
       if (ticket === asked) schedule(RETRY_SECONDS); // offline for a moment: ask again
       return;
     }
+    // Only after the last await: an older answer finishing late must not undo what a newer one showed.
     if (ticket < applied) return;
     applied = ticket;
-    const redirect = response.headers.get("HX-Redirect");
     if (redirect) {
       window.location.assign(redirect); // signed out: the sign-in page says why
       return;
@@ -60,7 +64,6 @@
       schedule(RETRY_SECONDS);
       return;
     }
-    const data = await response.json();
     if (data.remaining === null || data.remaining === undefined) {
       hide(); // no timeout (switched off): nothing to watch
       return;
