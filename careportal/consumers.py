@@ -1,13 +1,16 @@
 """The Care Portal's WebSocket (``/ws/portal/``): one per open tab, driven by the htmx ws extension.
 
-It authenticates the session user, joins the groups the access rule allows for what the tab shows, and forwards
-partials rendered for its own user (``careportal.live``); presence lives in the cache (``careportal.presence``).
-It holds no business logic and no state another process needs — only what this tab shows.
+It authenticates the session user and registers with its process's hub (``careportal.hub``), which brings the tab
+its list rows, folder counts and bell, rendered once per kind of viewer. The socket itself joins only its open
+conversation's group (by the access rule) and renders that conversation's changes and presence for its own user
+(``careportal.live``; presence lives in the cache, ``careportal.presence``). It holds no business logic and no
+state another process needs — only what this tab shows.
 
 Protocol (JSON text frames from the page, each with the ws extension's ``HEADERS``):
-``{"type": "subscribe", "rows": "1,2,3", "open": "12", "last_message_id": "340"}`` whenever the page changes what
-it shows (the page address comes in ``HEADERS["HX-Current-URL"]``); ``{"type": "heartbeat"}`` every
-``LIVE_HEARTBEAT_SECONDS`` (answered with an HTML comment, so the page can tell a live socket from a dead one);
+``{"type": "subscribe", "rows": "1,2,3", "open": "12", "last_message_id": "340", "listed_at": "1764…",
+"counts": "<fingerprint>"}`` whenever
+the page changes what it shows (the page address comes in ``HEADERS["HX-Current-URL"]``); ``{"type": "heartbeat"}``
+every ``LIVE_HEARTBEAT_SECONDS`` (answered with an HTML comment, so the page can tell a live socket from a dead one);
 ``{"type": "typing", "communication": 12}`` at most every 3 s while the user types. The server sends only HTML
 fragments marked ``hx-swap-oob``. Close codes: 4401 not signed in, 4403 user deactivated.
 """
@@ -18,42 +21,39 @@ import logging
 import time
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from adminportal.idle import session_is_expired
-from inbox.events import group_for_communication, group_for_user
+from inbox.events import group_for_communication
 
 from . import live
-from .views.notifications import bell_push
+from .hub import hub, in_pool
 
 logger = logging.getLogger(__name__)
 
 CLOSE_NOT_SIGNED_IN = 4401
 CLOSE_NOT_ALLOWED = 4403
 PONG = "<!-- pong -->"
-COALESCE_SECONDS = 0.02  # one event reaches a tab through several groups; handle it once
-COUNTS_INTERVAL = 1.0  # folder counts are recounted at most once a second per tab
 RECONCILE_SECONDS = 60.0  # groups are re-derived from the access rule at least this often
 TYPING_MIN_INTERVAL = 1.0  # "typing" from one tab is handled at most once a second, whatever the page sends
 
-db = database_sync_to_async
-
 
 class PortalConsumer(AsyncWebsocketConsumer):
-    """One tab's socket. Its state is only what the tab shows (the subscription), the groups it joined and timers;
-    every decision re-reads the user and the database through ``careportal.live``."""
+    """One tab's socket. Its state is only what the tab shows (the subscription, and for the hub the list rows it
+    has and the counts it was last sent), the group it joined and timers; every decision re-reads the user and the
+    database through ``careportal.live``."""
 
     async def connect(self):
         self.user_id = None
+        self.hub = None
         self.subscription = live.Subscription()
+        self.rows: frozenset[int] = frozenset()  # the list rows the tab has (kept by the hub)
+        self.counts_key: str | None = None  # the fingerprint of the counts the page shows (kept by the hub)
         self.joined: set[str] = set()
         self.lock = asyncio.Lock()
-        self.pending: dict[int, str] = {}  # communication id → kind, waiting to be rendered
+        self.conversation_due = False
         self.tasks: set[asyncio.Task] = set()
-        self.counts_at = 0.0
-        self.counts_task: asyncio.Task | None = None
         self.typing_task: asyncio.Task | None = None
         self.viewing: int | None = None  # the communication this tab is present in
         self.reconciled_at = time.monotonic()
@@ -65,23 +65,26 @@ class PortalConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_NOT_SIGNED_IN)
             return
-        if await db(live.load_user)(user.pk) is None:
+        if await in_pool(live.load_user)(user.pk) is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
         # Idle timeout (adminportal.idle): refused; the next HTTP request signs the session out.
-        if await db(session_is_expired)(self.scope.get("session")):
+        if await in_pool(session_is_expired)(self.scope.get("session")):
             await self.close(code=CLOSE_NOT_SIGNED_IN)
             return
         self.user_id = user.pk
-        await self._join({group_for_user(user.pk)})
+        self.hub = hub()
+        await self.hub.attach(self)
 
     async def disconnect(self, code):
         for task in list(self.tasks):
             task.cancel()
+        if self.hub is not None:
+            await self.hub.detach(self)
         if self.user_id is not None and self.viewing is not None:
             viewing, self.viewing = self.viewing, None
             try:
-                if await db(live.leave_presence)(self.user_id, viewing, channel=self.channel_name):
+                if await in_pool(live.leave_presence)(self.user_id, viewing, channel=self.channel_name):
                     await self._announce_presence(viewing)
             except Exception:
                 logger.exception("could not clear presence", extra={"communication_id": viewing})
@@ -90,8 +93,8 @@ class PortalConsumer(AsyncWebsocketConsumer):
         self.joined.clear()
 
     async def dispatch(self, message):
-        """Other consumers publish events this page has no use for to shared groups (the patient chat's
-        ``chat.*`` on ``communication.<id>``); those are ignored rather than treated as errors."""
+        """The conversation's group also carries events this socket leaves to others (``communication.changed``,
+        which the hub hears; the patient chat's ``chat.*``): those are ignored rather than treated as errors."""
         try:
             handled = hasattr(self, get_handler_name(message))
         except ValueError:
@@ -120,15 +123,20 @@ class PortalConsumer(AsyncWebsocketConsumer):
 
     async def _subscribe(self, payload: dict) -> None:
         async with self.lock:
-            subscription = await db(self._read_subscription)(payload)
+            subscription = await in_pool(self._read_subscription)(payload)
             if subscription is None:
                 await self.close(code=CLOSE_NOT_ALLOWED)
                 return
+            previous, self.subscription = self.subscription, subscription
             newly_open = subscription.open_id != self.viewing
-            self.subscription = subscription
+            self.rows = subscription.row_ids
+            if subscription.counts_key or subscription.state != previous.state:
+                self.counts_key = subscription.counts_key
             await self._regroup()
             await self._follow_presence(subscription.open_id, newly_open=newly_open)
-            await self._apply(await db(live.catch_up)(self.user_id, subscription))
+            await self._apply(await in_pool(live.catch_up)(self.user_id, subscription))
+            if (subscription.state, subscription.listed_at) != (previous.state, previous.listed_at):
+                self.hub.subscribed(self)  # the list's changes since it was read
 
     def _read_subscription(self, payload: dict) -> live.Subscription | None:
         user = live.load_user(self.user_id)
@@ -138,7 +146,9 @@ class PortalConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=PONG)
         if self.viewing is not None:
             viewing = self.viewing
-            if await db(live.touch_presence)(self.user_id, viewing, channel=self.channel_name, typing=None):
+            if await in_pool(live.touch_presence)(
+                self.user_id, viewing, channel=self.channel_name, typing=None
+            ):
                 await self._announce_presence(viewing)
         if time.monotonic() - self.reconciled_at > RECONCILE_SECONDS:
             async with self.lock:
@@ -151,7 +161,7 @@ class PortalConsumer(AsyncWebsocketConsumer):
         if time.monotonic() - self.typed_at < TYPING_MIN_INTERVAL:  # the page sends at most every 3 s
             return
         self.typed_at = time.monotonic()
-        if await db(live.touch_presence)(
+        if await in_pool(live.touch_presence)(
             self.user_id, communication_id, channel=self.channel_name, typing=True
         ):
             await self._announce_presence(communication_id)
@@ -162,88 +172,52 @@ class PortalConsumer(AsyncWebsocketConsumer):
 
     async def _typing_expired(self, communication_id: int) -> None:
         await asyncio.sleep(float(getattr(settings, "TYPING_TTL_SECONDS", 6)) + 0.25)
-        if await db(live.presence_expired)(communication_id):
+        if await in_pool(live.presence_expired)(communication_id):
             await self._announce_presence(communication_id)
 
-    # --- From the groups ------------------------------------------------------------------------------------
+    # --- From the hub -----------------------------------------------------------------------------------------
 
-    async def communication_changed(self, event):
-        communication_id = event.get("communication_id")
-        if self.user_id is None or not isinstance(communication_id, int):
-            return
-        kind = str(event.get("kind", ""))
-        if communication_id in self.pending:
-            if kind == "message":  # a new message moves the row; keep the strongest kind
-                self.pending[communication_id] = kind
-            return
-        self.pending[communication_id] = kind
-        self._spawn(self._render_change(communication_id))
+    async def deliver(self, html: str) -> None:
+        """A piece the hub rendered for this tab's kind of viewer."""
+        try:
+            await self.send(text_data=html)
+        except Exception:  # the socket is closing; its page re-fetches on reconnect
+            logger.debug("could not deliver a real-time piece", exc_info=True)
 
-    async def _render_change(self, communication_id: int) -> None:
-        await asyncio.sleep(COALESCE_SECONDS)
+    async def close_with(self, code: int) -> None:
+        await self.close(code=code)
+
+    def spawn_close(self, code: int) -> None:
+        self._spawn(self.close(code=code))
+
+    def conversation_changed(self, communication_id: int) -> None:
+        """The open conversation changed: render it for this tab (once for a burst of changes)."""
+        if not self.conversation_due:
+            self.conversation_due = True
+            self._spawn(self._render_conversation())
+
+    async def _render_conversation(self) -> None:
         async with self.lock:
-            kind = self.pending.pop(communication_id, None)
-            if kind is None:
-                return
-            push = await db(live.communication_changed)(
-                self.user_id, self.subscription, communication_id, kind, with_counts=self._counts_due()
-            )
+            self.conversation_due = False  # a change heard from now on renders again
             before = self.subscription
+            if before.open_id is None:
+                return
+            push = await in_pool(live.conversation_changed)(self.user_id, before, before.open_id)
             await self._apply(push)
-            if (push.subscription.row_ids, push.subscription.open_id) != (before.row_ids, before.open_id):
+            if push.subscription.open_id != before.open_id:
                 await self._regroup()
-            if before.open_id is not None and push.subscription.open_id is None:
                 await self._follow_presence(None, newly_open=False)
+
+    # --- From the conversation's group ------------------------------------------------------------------------
 
     async def presence_changed(self, event):
         communication_id = event.get("communication_id")
         if self.user_id is None or communication_id != self.subscription.open_id:
             return
-        push = await db(live.presence_changed)(self.user_id, self.subscription, communication_id)
+        push = await in_pool(live.presence_changed)(self.user_id, self.subscription, communication_id)
         await self._apply(push, keep_subscription=True)
 
-    async def notification_created(self, event):
-        """A notification for this tab's user (published to ``user.<id>`` only): the bell, re-rendered for them."""
-        if self.user_id is None or event.get("user_id") != self.user_id:
-            return
-        notification_id = event.get("notification_id")
-        if not isinstance(notification_id, int):
-            notification_id = None
-        html = await db(bell_push)(self.user_id, notification_id)
-        if html:
-            await self.send(text_data=html)
-
-    async def notification_read(self, event):
-        """Read in another tab: this tab's bell catches up (no desktop alert)."""
-        await self.notification_created({**event, "notification_id": None})
-
     # --- Plumbing -------------------------------------------------------------------------------------------
-
-    def _counts_due(self) -> bool:
-        """Leading edge now, trailing edge later: a burst of changes recounts once now and once at its end."""
-        if self.subscription.state is None:
-            return False
-        elapsed = time.monotonic() - self.counts_at
-        if elapsed >= COUNTS_INTERVAL:
-            self.counts_at = time.monotonic()
-            return True
-        if self.counts_task is None or self.counts_task.done():
-            self.counts_task = self._spawn(self._trailing_counts(COUNTS_INTERVAL - elapsed))
-        return False
-
-    async def _trailing_counts(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        async with self.lock:
-            self.counts_at = time.monotonic()
-            await self._apply(await db(self._counts)(self.subscription))
-
-    def _counts(self, subscription: live.Subscription) -> live.Push:
-        user = live.load_user(self.user_id)
-        if user is None:
-            return live.Push("", subscription, close_code=CLOSE_NOT_ALLOWED)
-        shown = dict(subscription.shown)
-        html = live.counts_html(user, subscription, shown)
-        return live.Push(html, live.dataclasses.replace(subscription, shown=shown))
 
     async def _apply(self, push: live.Push, *, keep_subscription: bool = False) -> None:
         if push.close_code is not None:
@@ -256,12 +230,14 @@ class PortalConsumer(AsyncWebsocketConsumer):
 
     async def _regroup(self) -> None:
         """Join and leave groups so membership is exactly what the access rule allows for what the tab shows."""
-        wanted = await db(self._allowed_groups)(self.subscription)
+        wanted = await in_pool(self._allowed_groups)(self.subscription)
         if wanted is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
         self.reconciled_at = time.monotonic()
-        await self._join(wanted - self.joined)
+        for group in wanted - self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.add(group)
         for group in self.joined - wanted:
             await self.channel_layer.group_discard(group, self.channel_name)
             self.joined.discard(group)
@@ -270,23 +246,20 @@ class PortalConsumer(AsyncWebsocketConsumer):
         user = live.load_user(self.user_id)
         return None if user is None else live.allowed_groups(user, subscription)
 
-    async def _join(self, groups: set[str]) -> None:
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.joined.add(group)
-
     async def _follow_presence(self, open_id: int | None, *, newly_open: bool) -> None:
         """Leave the conversation the tab no longer shows, and be present (not typing) in the one it opened."""
         previous, self.viewing = self.viewing, open_id
         if (
             previous is not None
             and previous != open_id
-            and await db(live.leave_presence)(self.user_id, previous, channel=self.channel_name)
+            and await in_pool(live.leave_presence)(self.user_id, previous, channel=self.channel_name)
         ):
             await self._announce_presence(previous)
         if open_id is not None:
             typing = False if newly_open else None
-            if await db(live.touch_presence)(self.user_id, open_id, channel=self.channel_name, typing=typing):
+            if await in_pool(live.touch_presence)(
+                self.user_id, open_id, channel=self.channel_name, typing=typing
+            ):
                 await self._announce_presence(open_id)
 
     async def _announce_presence(self, communication_id: int) -> None:

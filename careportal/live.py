@@ -1,55 +1,56 @@
-"""What the Care Portal's WebSocket sends to one viewer (DESIGN.md: Real time).
+"""What the Care Portal's WebSocket sends (DESIGN.md: Real time).
 
 A tab subscribes with what it shows — the page address (folder, filters), the rows on screen, the open
-communication and its newest message. From that and the access rule come the groups the socket may join; on every
-``communication.changed`` hint the viewer is re-read from the database (access can be lost, a new configuration can
-be published at any moment) and the pieces of screen that changed are rendered with the same templates and context
-builders as the HTTP partials, marked ``hx-swap-oob``. The reply box is never sent: a draft in it is never touched.
+communication and its newest message, and when its list was read. Lists are rendered once per kind of viewer
+(``list_key``: the same user on the same folder and filters) for a batch of changed communications and fanned out
+by the process's hub (``careportal.hub``); the open conversation, whose state is the tab's own, is rendered per
+tab. Every piece is rendered with the same templates and context builders as the HTTP partials, marked
+``hx-swap-oob``, after re-reading the user from the database (access can be lost, a new configuration published at
+any moment). The reply box is never sent: a draft in it is never touched.
 
-Everything here is synchronous (database and templates); ``careportal.consumers`` calls it from a worker thread.
-A ``Subscription`` is per-connection bookkeeping of what the tab shows, never state another process needs.
+Everything here is synchronous (database and templates); the hub and ``careportal.consumers`` call it from
+worker threads. A ``Subscription`` is per-connection bookkeeping of what the tab shows, never state another
+process needs.
 """
 
 import dataclasses
+import datetime
 import hashlib
+import time
 from collections.abc import Mapping
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from designer.models import MenuItem
 from designer.selectors import role_access
 from inbox.errors import FolderNotAllowed
-from inbox.events import (
-    ALL_PATIENTS_GROUP,
-    UNRECOGNIZED_GROUP,
-    group_for_communication,
-    group_for_patient,
-    group_for_user,
-)
-from inbox.folders import Folder, InboxKind
+from inbox.events import group_for_communication
 from inbox.models import Communication, Message
-from inbox.selectors import communication_for, conversation_messages, folder_communications, folders_for
+from inbox.selectors import (
+    ROW_FIELDS,
+    ROW_RELATED,
+    communication_for,
+    conversation_messages,
+    folder_communications,
+    with_candidate_counts,
+)
 
 from . import presence
 from .access import communications_visible_to
-from .models import CareTeamMember
 from .views.inbox import (
     conversation_context,
     header_context,
     messages_context,
     nav_context,
     presence_context,
-    row_context,
     rows_context,
 )
 from .views.inbox_state import ListState, state_from_url, time_zone
 
 T = "careportal/inbox/"
 MAX_ROWS = 1000  # rows a tab may declare (20 pages); more are ignored, the page still works by HTTP
-UNRECOGNIZED_FOLDERS = {Folder.CARE_TEAM_UNRECOGNIZED, Folder.ALL_UNRECOGNIZED}
 # Delivery statuses that may still change (a message in one of the others is final).
 PENDING_DELIVERY = {Message.DeliveryStatus.QUEUED, Message.DeliveryStatus.SENT}
 NO_CSRF = (
@@ -72,6 +73,8 @@ class Subscription:
     shown: Mapping[str, str] = dataclasses.field(
         default_factory=dict
     )  # piece → digest of what was last pushed
+    listed_at: float | None = None  # when the server read the list the tab shows (epoch seconds)
+    counts_key: str | None = None  # the fingerprint of the counts the page shows (``views.inbox.counts_key``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,11 +122,28 @@ def as_id(value) -> int | None:
     return found[0] if found else None
 
 
+def _epoch(value) -> float | None:
+    """A time the page read from the server (``data-listed-at``), if it is one: not in the future, not older than
+    a day (anything else is ignored, never trusted)."""
+    try:
+        stamp = float(str(value)[:32])
+    except ValueError:
+        return None
+    now = time.time()
+    return stamp if now - 86_400 < stamp <= now + 60 else None
+
+
+def _key(value) -> str | None:
+    text = str(value or "")
+    return text if 0 < len(text) <= 32 and text.isalnum() else None
+
+
 def subscribe(user, payload: dict, previous: Subscription | None = None) -> Subscription:
     """Read what the page says it shows, keeping only what the user may see.
 
     ``payload``: ``HEADERS["HX-Current-URL"]`` (the page address, sent by the htmx ws extension), ``rows`` (ids of
-    the rows on screen), ``open`` (the open communication) and ``last_message_id`` (its newest message shown).
+    the rows on screen), ``open`` (the open communication), ``last_message_id`` (its newest message shown) and
+    ``listed_at`` (when the server read the list on screen: changes since then are brought to the tab).
     """
     if not has_inbox(user):
         return Subscription()
@@ -150,6 +170,8 @@ def subscribe(user, payload: dict, previous: Subscription | None = None) -> Subs
         )
     keep_shown = previous is not None and previous.open_id == open_id and previous.state == state
     return Subscription(
+        listed_at=_epoch(payload.get("listed_at")) if state is not None else None,
+        counts_key=_key(payload.get("counts")),
         state=state,
         row_ids=row_ids,
         open_id=open_id,
@@ -161,35 +183,14 @@ def subscribe(user, payload: dict, previous: Subscription | None = None) -> Subs
 
 
 def allowed_groups(user, subscription: Subscription) -> set[str]:
-    """The groups this tab may hear, by the one access rule.
-
-    Always the user's own group. The open communication's group when it is visible. On an Inbox page, the groups
-    that can change what the page shows: the patients of the (visible) rows on screen — or the communication's
-    own group for an Unrecognized row —, the patients of the user's care teams (Primary Contact and Care Team
-    folders and their counts), the Unrecognized group when the user has a folder listing other people's
-    Unrecognized communications, and the All Patients group with Inbox Full Patient. Communications assigned to
-    the user reach them through their own group.
-    """
-    groups = {group_for_user(user.pk)}
-    if not has_inbox(user):
-        return groups
-    visible = communications_visible_to(user)
-    if subscription.open_id and visible.filter(pk=subscription.open_id).exists():
-        groups.add(group_for_communication(subscription.open_id))
-    if subscription.state is None:
-        return groups
-    rows = visible.filter(pk__in=subscription.row_ids).values_list("pk", "patient_id", "is_unrecognized")
-    for pk, patient_id, is_unrecognized in rows:
-        groups.add(group_for_communication(pk) if is_unrecognized else group_for_patient(patient_id))
-    folders = set(folders_for(user))
-    if folders:
-        team = CareTeamMember.objects.filter(user=user).values_list("patient_id", flat=True)
-        groups.update(group_for_patient(patient_id) for patient_id in team)
-    if folders & UNRECOGNIZED_FOLDERS:
-        groups.add(UNRECOGNIZED_GROUP)
-    if any(folder.inbox == InboxKind.ALL_PATIENTS for folder in folders):
-        groups.add(ALL_PATIENTS_GROUP)
-    return groups
+    """The groups this tab joins itself, by the one access rule: the open communication's (presence and typing
+    of the people in it), when the user may see it. List rows, counts and the bell reach the tab through its
+    process's hub (``careportal.hub``), which hears every change once and renders per kind of viewer."""
+    if not has_inbox(user) or not subscription.open_id:
+        return set()
+    if communications_visible_to(user).filter(pk=subscription.open_id).exists():
+        return {group_for_communication(subscription.open_id)}
+    return set()
 
 
 # --- Rendering ----------------------------------------------------------------------------------------------
@@ -213,15 +214,6 @@ def _unless_shown(subscription: Subscription, piece: str, html: str, shown: dict
     return html
 
 
-def counts_html(user, subscription: Subscription, shown: dict | None = None) -> str:
-    """The folder navigation with its counts, out of band (the same partial as ``inbox_counts``)."""
-    if subscription.state is None:
-        return ""
-    context = {"state": subscription.state, **nav_context(user, subscription.state), "oob": True}
-    html = _render("_folder_nav.html", context)
-    return _unless_shown(subscription, "counts", html, shown if shown is not None else {})
-
-
 def presence_html(user, subscription: Subscription, communication_id: int) -> str:
     """The "viewing / typing…" strip of the open conversation, when the viewer may see it."""
     communication = _visible(user, communication_id) if communication_id == subscription.open_id else None
@@ -230,48 +222,109 @@ def presence_html(user, subscription: Subscription, communication_id: int) -> st
     return _render("_presence.html", {**presence_context(communication, user), "presence_oob": True})
 
 
-def _row_parts(user, subscription: Subscription, communication: Communication, kind: str) -> tuple[str, set]:
-    """The row for the viewer's folder and filters: moved to its place, replaced, inserted or removed."""
-    state = subscription.state
-    rows = set(subscription.row_ids)
-    pk = communication.pk
-    on_screen = pk in rows
+# --- Lists: rendered once per kind of viewer ------------------------------------------------------------------
+
+
+def list_key(user_id: int, state: ListState) -> tuple:
+    """Tabs that see the same list: the same user (their access scope, role, time zone) on the same folder and
+    filters. Which conversation a tab has open changes one row's look only (``ListChanges.selected``)."""
+    return (user_id, dataclasses.replace(state, open_id=None))
+
+
+@dataclasses.dataclass(frozen=True)
+class ListChanges:
+    """What some changed communications mean for one kind of viewer's list, rendered once for all its tabs."""
+
+    rows: Mapping[int, str] = dataclasses.field(default_factory=dict)  # id → the row, to put at its place
+    selected: Mapping[int, str] = dataclasses.field(
+        default_factory=dict
+    )  # the same, as the tab that opened it
+    gone: frozenset[int] = frozenset()  # changed ids that are not (or no longer) in the list
+    empty: str = ""  # the list's empty state, when something left and nothing is left in the folder
+    counts: str = ""  # the folder navigation with fresh counts, when asked for
+    counts_key: str = ""  # their fingerprint (``views.inbox.counts_key``)
+    close_code: int | None = None  # the user is gone or inactive: close their sockets
+
+
+def list_changes(
+    user_id: int, state: ListState, ids, *, open_ids=frozenset(), with_counts: bool = False
+) -> ListChanges:
+    """The rows of ``ids`` as the list (``state``: folder and filters, newest first) shows them now, by the
+    same selector as the page: each one that belongs is sent whole and the page puts it at its place (by its
+    ``data-sort`` key, ``static/js/realtime.js``), so a row never waits for its neighbour to arrive; the others
+    are gone from this list. The user is re-read (access can be lost, a configuration published at any time)."""
+    user = load_user(user_id)
+    if user is None:
+        return ListChanges(close_code=4403)
+    ids = frozenset(ids)
+    with timezone.override(time_zone(user)):
+        try:
+            folder = folder_communications(user=user, folder=state.folder, filters=state.filters)
+        except FolderNotAllowed:
+            return ListChanges(gone=ids)
+        found = []
+        if ids:
+            found = list(folder.filter(pk__in=ids).select_related(*ROW_RELATED).only(*ROW_FIELDS))
+            with_candidate_counts(found)
+        now = timezone.now()
+        rows = {c.pk: _upsert(c, state, now) for c in found}
+        selected = {
+            c.pk: _upsert(c, dataclasses.replace(state, open_id=c.pk), now) for c in found if c.pk in open_ids
+        }
+        gone = ids - rows.keys()
+        empty = ""
+        if gone and not rows and not folder.exists():
+            empty = _render("_oob_row.html", {**rows_context(user, state), "empty_rows": True})
+        counts = nav_context(user, state) if with_counts else {}
+        return ListChanges(
+            rows=rows,
+            selected=selected,
+            gone=gone,
+            empty=empty,
+            counts=_render("_folder_nav.html", {"state": state, **counts, "oob": True}) if counts else "",
+            counts_key=counts.get("counts_key", ""),
+        )
+
+
+CATCH_UP_MARGIN_SECONDS = (
+    5.0  # a change is stamped (updated_at) before its commit: look back a little further
+)
+CATCH_UP_LIMIT = 200  # rows read again at most; a list older than that many changes is re-fetched by the page
+
+
+def list_catch_up(
+    user_id: int, state: ListState, listed_at: float, *, row_ids, open_id: int | None
+) -> ListChanges:
+    """The list's changes since the server read it (``listed_at``), from the database: the rows of the folder
+    changed since, and the tab's rows changed since (gone from the folder, or not). Brings a tab what was committed
+    between its page being read and its socket listening (or its hub hearing)."""
+    user = load_user(user_id)
+    if user is None:
+        return ListChanges(close_code=4403)
+    since = datetime.datetime.fromtimestamp(listed_at - CATCH_UP_MARGIN_SECONDS, tz=datetime.UTC)
     try:
         folder = folder_communications(user=user, folder=state.folder, filters=state.filters)
     except FolderNotAllowed:
-        return "", rows
-    if not folder.filter(pk=pk).exists():
-        if not on_screen:
-            return "", rows
-        rows.discard(pk)
-        empty = not rows and not folder.exists()
-        context = {"remove": True, "row_id": pk}
-        if empty:
-            context.update(rows_context(user, state), empty_rows=True)
-        return _render("_oob_row.html", context), rows
-    context = {**row_context(communication, state), "row_id": pk}
-    if on_screen and kind != "message":
-        # Only a new message moves a row (the list is newest first); anything else changes it where it is.
-        return _render("_oob_row.html", {**context, "place": "here"}), rows
-    at = communication.last_message_at
-    above = (
-        folder.filter(Q(last_message_at__gt=at) | Q(last_message_at=at, pk__gt=pk))
-        .order_by("last_message_at", "id")
-        .values_list("pk", flat=True)
-        .first()
+        return ListChanges(gone=frozenset(row_ids))
+    changed = folder.filter(updated_at__gte=since).order_by("-updated_at").values_list("pk", flat=True)
+    ids = set(changed[:CATCH_UP_LIMIT])
+    ids.update(
+        Communication.objects.filter(pk__in=row_ids, updated_at__gte=since).values_list("pk", flat=True)
     )
-    if above is None:
-        place = {"place": "top"}
-    elif above in rows:
-        place = {"place": "after", "after_id": above}
-    elif on_screen:
-        place = {"place": "here"}
-    else:
-        return "", rows  # it belongs further down than the tab has loaded: "Load more" brings it
-    moving = on_screen and place["place"] != "here"
-    html = _render("_oob_row.html", {**context, **place, "remove": moving, "clear_empty": not rows})
-    rows.add(pk)
-    return html, rows
+    if not ids:
+        return ListChanges()
+    return list_changes(user_id, state, ids, open_ids={open_id} if open_id else frozenset())
+
+
+def _upsert(communication: Communication, state: ListState, now) -> str:
+    return _render("_oob_row.html", {"c": communication, "state": state, "now": now, "upsert": True})
+
+
+def removal_html(row_id: int) -> str:
+    return _render("_oob_row.html", {"remove": True, "row_id": row_id})
+
+
+# --- The open conversation: per tab (what it shows of it is its own) --------------------------------------
 
 
 def _conversation_parts(
@@ -351,14 +404,11 @@ def _previous_day(communication: Communication, last_id: int | None):
     return timezone.localtime(created).date() if created else None
 
 
-def communication_changed(
-    user_id: int, subscription: Subscription, communication_id: int, kind: str, *, with_counts: bool
-) -> Push:
-    """Everything the viewer's page should change after ``communication.changed`` — or nothing at all.
-
-    A communication the viewer may not see produces no output, unless the page shows it (access was just lost):
-    then its row goes, the open conversation closes and the counts refresh; the caller leaves the groups.
-    """
+def conversation_changed(user_id: int, subscription: Subscription, communication_id: int) -> Push:
+    """What the tab's open conversation should change after ``communication.changed`` — or nothing at all. A
+    conversation the viewer may no longer see closes (its row leaves with the list's own update)."""
+    if communication_id != subscription.open_id:
+        return Push("", subscription)
     user = load_user(user_id)
     if user is None:
         return Push("", subscription, close_code=4403)
@@ -366,38 +416,17 @@ def communication_changed(
         shown: dict = dict(subscription.shown)
         communication = _visible(user, communication_id)
         if communication is None:
-            return _lost(user, subscription, communication_id, shown)
-        parts, updates = [], {}
-        if subscription.state is not None:
-            row, rows = _row_parts(user, subscription, communication, kind)
-            parts.append(row)
-            updates["row_ids"] = frozenset(rows)
-            if with_counts:
-                parts.append(counts_html(user, subscription, shown))
-        if communication_id == subscription.open_id:
-            html, conversation_updates = _conversation_parts(user, subscription, communication, shown)
-            parts.append(html)
-            updates.update(conversation_updates)
-        updated = dataclasses.replace(subscription, shown=shown, **updates)
-        return Push("\n".join(p for p in parts if p), updated)
+            return _conversation_gone(subscription, shown)
+        html, updates = _conversation_parts(user, subscription, communication, shown)
+        return Push(html, dataclasses.replace(subscription, shown=shown, **updates))
 
 
-def _lost(user, subscription: Subscription, communication_id: int, shown: dict) -> Push:
-    on_screen = communication_id in subscription.row_ids
-    is_open = communication_id == subscription.open_id
-    if not (on_screen or is_open):
-        return Push("", subscription)
-    parts, updates = [], {}
-    if on_screen:
-        parts.append(_render("_oob_row.html", {"remove": True, "row_id": communication_id}))
-        updates["row_ids"] = subscription.row_ids - {communication_id}
-    if is_open:
-        parts.append(_render("_oob_conversation.html", {"gone": True}))
-        updates.update(open_id=None, last_message_id=None, pending={}, open_is_unrecognized=False)
-        shown.pop("header", None), shown.pop("status", None)
-    updated = dataclasses.replace(subscription, shown=shown, **updates)
-    parts.append(counts_html(user, updated, shown))
-    return Push("\n".join(p for p in parts if p), updated)
+def _conversation_gone(subscription: Subscription, shown: dict) -> Push:
+    shown.pop("header", None), shown.pop("status", None)
+    updated = dataclasses.replace(
+        subscription, shown=shown, open_id=None, last_message_id=None, pending={}, open_is_unrecognized=False
+    )
+    return Push(_render("_oob_conversation.html", {"gone": True}), updated)
 
 
 def catch_up(user_id: int, subscription: Subscription) -> Push:
@@ -412,7 +441,7 @@ def catch_up(user_id: int, subscription: Subscription) -> Push:
         shown = dict(subscription.shown)
         communication = _visible(user, subscription.open_id)
         if communication is None:
-            return _lost(user, subscription, subscription.open_id, shown)
+            return _conversation_gone(subscription, shown)
         html, updates = _conversation_parts(user, subscription, communication, shown)
         updated = dataclasses.replace(subscription, shown=shown, **updates)
         parts = (html, presence_html(user, updated, communication.pk))

@@ -1,9 +1,10 @@
 """Real-time hints published after commit. The database is the truth; an event only says "this changed".
 
-Groups are keyed by communication, patient and user; consumers join only groups the access rule allows. Linked
-communications are also announced to the All Patients group: holders of Inbox Full Patient list every linked
-communication they may see (All Patients → Directed), and their consumer checks each one against the access rule
-before anything reaches the browser.
+``communication.changed`` goes to the communication's own group (its live-chat page, and the Care Portal tabs
+that show it) and to ``LIVE_GROUP``, which each web process's hub (``careportal.hub``) joins once: the hub hears
+every change once and renders it for the viewers its tabs show, each checked against the access rule before
+anything reaches a browser. A hint names a communication and what kind of change it was, never patient data.
+Notifications go to the user's own group.
 """
 
 import asyncio
@@ -26,16 +27,11 @@ def group_for_communication(communication_id: int) -> str:
     return f"communication.{communication_id}"
 
 
-def group_for_patient(patient_id: int) -> str:
-    return f"patient.{patient_id}"
-
-
 def group_for_user(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-UNRECOGNIZED_GROUP = "inbox.unrecognized"
-ALL_PATIENTS_GROUP = "inbox.all-patients"
+LIVE_GROUP = "inbox.live"
 
 
 # Hints sent while ``batched()`` is active wait here and go out together when it ends.
@@ -124,22 +120,14 @@ def _loop() -> asyncio.AbstractEventLoop:
         return loop
 
 
-def publish_communication_changed(
-    communication, *, kind: str, user_ids: tuple[int, ...] = (), webhooks: bool = True
-) -> None:
+def publish_communication_changed(communication, *, kind: str, webhooks: bool = True) -> None:
     """Register, for after commit, a ``communication.changed`` event (kind: message, status, assignment, link…).
 
     ``webhooks=False`` only when the caller has just seen, in the same transaction, that no outbound webhook
     subscription is active (batch ingestion checks once per batch instead of once per message).
     """
-    groups = [group_for_communication(communication.pk)]
-    groups.append(
-        group_for_patient(communication.patient_id) if communication.patient_id else UNRECOGNIZED_GROUP
-    )
-    groups.extend(group_for_user(uid) for uid in user_ids if uid)
+    groups = [group_for_communication(communication.pk), LIVE_GROUP]
     event = {"type": "communication.changed", "communication_id": communication.pk, "kind": kind}
-    if communication.patient_id:
-        groups.append(ALL_PATIENTS_GROUP)
     transaction.on_commit(lambda: _send(groups, event))
     if not webhooks:
         return

@@ -172,6 +172,8 @@ class Communication(models.Model):
             # Recognition, SMS joining (patient + line) and search by phone/email.
             models.Index(fields=["counterpart", "channel"], name="comm_counterpart_idx"),
             models.Index(fields=["patient", "sending_line", "channel"], name="comm_patient_line_idx"),
+            # Real time: a tab that (re)subscribes reads what changed since its list was read (careportal.live).
+            models.Index(fields=["updated_at"], name="comm_updated_idx"),
         ]
 
     def __str__(self) -> str:

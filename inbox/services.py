@@ -288,9 +288,7 @@ def assign(*, user, communication: Communication, assignee=None, request=None) -
         detail={"from": previous_id, "to": assignee.pk if assignee else None},
     )  # fmt: skip
     notifications.notify_assigned(communication, assignee, actor=user)
-    events.publish_communication_changed(
-        communication, kind="assignment", user_ids=(previous_id, assignee.pk if assignee else None)
-    )
+    events.publish_communication_changed(communication, kind="assignment")
     return communication
 
 

@@ -131,19 +131,31 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, Celery broker, cache ------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Each web process's real-time hub (careportal.hub) hears every change of the organisation on one channel: give it
+# room for a burst (the default capacity of 100 would drop hints while the hub is busy).
+LIVE_CHANNEL_CAPACITY = {"livehub.*": 10_000}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # channels-redis waits for messages with a 5 s BZPOPMIN; redis-py 8 reads with a 5 s socket timeout by
             # default, so an idle socket's consumer died with "Timeout reading" after 5 s of silence. Read longer.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": "careinbox"},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": "careinbox",
+                "channel_capacity": LIVE_CHANNEL_CAPACITY,
+            },
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CELERY_BROKER_URL = REDIS_URL
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"channel_capacity": LIVE_CHANNEL_CAPACITY},
+        }
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CELERY_BROKER_URL = "memory://"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
@@ -347,6 +359,8 @@ CELERY_BEAT_SCHEDULE = {
 LIVE_HEARTBEAT_SECONDS = int(os.environ.get("LIVE_HEARTBEAT_SECONDS", 10))
 PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", 30))
 TYPING_TTL_SECONDS = int(os.environ.get("TYPING_TTL_SECONDS", 6))
+# Threads per web process for the real-time hub's and sockets' database work (PostgreSQL; SQLite uses one).
+LIVE_DB_THREADS = int(os.environ.get("LIVE_DB_THREADS", 4))
 
 # --- Inbox API (/api/v1/, Django REST framework) and outbound webhooks -------------------------------------------
 # Token (``Authorization: Bearer …``) or session; the Inbox API policy is checked per view. Errors are RFC 9457

@@ -1,5 +1,6 @@
 """Small presentation helpers for Care Portal templates."""
 
+import datetime
 import functools
 import html
 
@@ -229,6 +230,17 @@ _UNASSIGNED = (
 )
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+def sort_key(c) -> str:
+    """A row's place in a newest-first list as text that sorts like (last_message_at, id): the page puts a pushed
+    row at its place by comparing keys (``static/js/realtime.js``)."""
+    micros = (c.last_message_at - _EPOCH) // _MICROSECOND  # exact: integer arithmetic on the timedelta
+    return f"{micros:017d}-{int(c.pk):012d}"
+
+
 @register.simple_tag
 def inbox_row(c, state, now=None, oob=False) -> str:
     """One Inbox list row (``careportal/inbox/_row.html``), built in Python: a list renders 50 of them on every
@@ -284,7 +296,7 @@ def inbox_row(c, state, now=None, oob=False) -> str:
     swap = ' hx-swap-oob="true"' if oob else ""
     current = ' aria-current="true"' if selected else ""
     return mark_safe(  # noqa: S308 — every value above is escaped or a number; the rest is fixed markup
-        f'<li id="row-{pk}" class="{classes}"{swap} data-row '
+        f'<li id="row-{pk}" class="{classes}"{swap} data-row data-sort="{sort_key(c)}" '
         f'data-communication-id="{pk}" data-row-url="{id_url("careportal:communication_row", pk)}">'
         f'<a class="row-link" href="{open_url}" hx-get="{id_url("careportal:communication", pk)}" '
         f'hx-target="#conversation-pane" hx-swap="innerHTML" hx-push-url="{open_url}"'

@@ -7,6 +7,8 @@ parse input (``careportal.forms``), call one selector or service, render.
 """
 
 import dataclasses
+import hashlib
+import time
 
 from django.conf import settings
 from django.contrib import messages
@@ -132,10 +134,21 @@ def nav_context(user, state: ListState, *, with_counts: bool = True) -> dict:
     return {
         "nav_groups": [{"inbox": kind, "folders": folders} for kind, folders in groups.items()],
         "counts_pending": not with_counts,
+        "counts_key": counts_key(counts) if with_counts else "",
     }
 
 
+def counts_key(counts: dict) -> str:
+    """A short fingerprint of the counts a folder navigation shows: the page sends it back over the WebSocket, which
+    pushes counts only when they differ from it (``careportal.hub``)."""
+    text = ";".join(f"{folder.value}={count}" for folder, count in sorted(counts.items()))
+    return hashlib.blake2s(text.encode(), digest_size=8).hexdigest()
+
+
 def rows_context(user, state: ListState, cursor: str = "") -> dict:
+    listed_at = (
+        time.time()
+    )  # before the read: a change committed after it reaches the page over the WebSocket
     page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
     with_candidate_counts(page.rows)
     title, hint = EMPTY_STATES[state.folder]
@@ -144,6 +157,7 @@ def rows_context(user, state: ListState, cursor: str = "") -> dict:
         "rows": page.rows,
         "next_cursor": page.next_cursor,
         "is_first_page": not cursor,
+        "listed_at": listed_at,
         "empty_title": title,
         "empty_hint": hint,
         "now": timezone.now(),

@@ -162,9 +162,7 @@ def _file(items: list[_Sms]) -> None:
         audit_events.append(received_event(communication, message, raw, keyword="", media=0))
         raw.message = message
         done.append(raw)
-        events.publish_communication_changed(
-            communication, kind="message", user_ids=(communication.assignee_id,), webhooks=webhooks
-        )
+        events.publish_communication_changed(communication, kind="message", webhooks=webhooks)
     # One UPDATE for every communication the batch changed (all locked by this transaction or created in it, so
     # writing a field that did not change rewrites the value it already has).
     changed_fields = set().union(*(names for _, names in changed.values())) if changed else set()

@@ -123,7 +123,7 @@ def _file_chat(raw_id: int, item: ChatItem) -> Message:
     )  # fmt: skip
     _answer_out_of_hours(communication, message)
     mark_processed(raw, message)
-    events.publish_communication_changed(communication, kind="message", user_ids=(communication.assignee_id,))
+    events.publish_communication_changed(communication, kind="message")
     _tell_page(envelope.get("reply_channel"), communication.pk)
     return message
 

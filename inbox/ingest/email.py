@@ -431,7 +431,7 @@ def _file_email(raw_id: int, parsed: ParsedEmail, provider: str) -> Message:
     auto_assign(communication, address.owner if address else None, via="email alias")
     record_received(communication, message, raw, threaded=threaded, auto_reply=parsed.is_auto_reply)
     mark_processed(raw, message)
-    events.publish_communication_changed(communication, kind="message", user_ids=(communication.assignee_id,))
+    events.publish_communication_changed(communication, kind="message")
     return message
 
 

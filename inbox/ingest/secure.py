@@ -117,5 +117,5 @@ def _file_secure_reply(raw_id: int, reply: SecureReply) -> Message:
         },
     )  # fmt: skip
     mark_processed(raw, message)
-    events.publish_communication_changed(communication, kind="message", user_ids=(communication.assignee_id,))
+    events.publish_communication_changed(communication, kind="message")
     return message

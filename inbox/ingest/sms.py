@@ -222,5 +222,5 @@ def _file_sms(
     auto_assign(communication, line.owner, via="direct line")
     record_received(communication, message, raw, keyword=keyword, media=len(files))
     mark_processed(raw, message)
-    events.publish_communication_changed(communication, kind="message", user_ids=(communication.assignee_id,))
+    events.publish_communication_changed(communication, kind="message")
     return message

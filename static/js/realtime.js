@@ -83,6 +83,10 @@
     parameters.open = conversation ? conversation.dataset.communicationId : "";
     const seen = document.getElementById("seen-message-id");
     parameters.last_message_id = conversation && seen ? seen.value : "";
+    const marker = document.getElementById("inbox-incoming");
+    parameters.listed_at = marker ? marker.dataset.listedAt : ""; // changes since then are brought by the server
+    const nav = document.getElementById("folder-nav");
+    parameters.counts = (nav && nav.dataset.counts) || ""; // the counts shown: the server pushes only others
   });
 
   document.addEventListener("htmx:pushedIntoHistory", subscribe);
@@ -90,7 +94,10 @@
   document.addEventListener("htmx:afterSettle", (event) => {
     const target = event.detail && event.detail.target;
     // A swap of the list (folder, filters), its rows ("Load more") or the conversation changes what the page shows.
-    if (target instanceof Element && target.matches("#inbox-list, #inbox-rows, .rows-more, #conversation-pane")) {
+    if (
+      target instanceof Element &&
+      target.matches("#inbox-list, #inbox-rows, .rows-more, #conversation-pane, #folder-nav")
+    ) {
       subscribe();
     }
   });
@@ -215,7 +222,42 @@
   document.addEventListener("htmx:oobAfterSwap", (event) => {
     const target = event.detail && event.detail.target;
     if (target instanceof Element && target.id === "messages" && stickToBottom) target.scrollTop = target.scrollHeight;
+    if (target instanceof Element && target.id === "inbox-incoming") placeRows(target);
   });
+
+  // --- Pushed rows --------------------------------------------------------------------------------------------
+
+  // A pushed row lands in the hidden #inbox-incoming, wrapped with the list it was rendered for. It goes to its place
+  // in the list by its sort key (newest first), replacing its older copy, whatever else has or has not arrived yet.
+  // A row for another list (the page moved on meanwhile) is dropped, and so is a new one that sorts below the rows
+  // loaded so far while "Load more" can still bring it.
+  function placeRows(incoming) {
+    const list = document.getElementById("inbox-rows");
+    Array.from(incoming.children).forEach((wrapper) => {
+      wrapper.remove();
+      const row = wrapper.querySelector("[data-row]");
+      if (list && row && wrapper.dataset.list === incoming.dataset.list) placeRow(list, row);
+    });
+  }
+
+  function placeRow(list, row) {
+    const rows = qsa(":scope > [data-row]", list);
+    const old = rows.find((element) => element.id === row.id);
+    const next = rows.find((element) => element !== old && element.dataset.sort < row.dataset.sort);
+    if (next) {
+      list.insertBefore(row, next);
+      if (old) old.remove();
+    } else if (old) {
+      old.replaceWith(row); // already the last row loaded
+    } else if (!list.querySelector(":scope > .rows-more")) {
+      const last = rows[rows.length - 1];
+      list.insertBefore(row, last ? last.nextSibling : list.firstChild);
+    } else {
+      return; // below what is loaded: "Load more" brings it
+    }
+    const empty = document.getElementById("rows-empty");
+    if (empty) empty.remove();
+  }
 
   // --- Collision guard ----------------------------------------------------------------------------------------
 

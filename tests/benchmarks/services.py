@@ -24,7 +24,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]
+# The checkout whose manage.py / inbox_project the app processes run from: this repository unless BENCH_APP_DIR names
+# another (a ``git worktree`` of an older commit, to compare before and after); that checkout's own .venv runs it.
+ROOT = Path(os.environ.get("BENCH_APP_DIR") or REPO).resolve()
+APP_PYTHON = ROOT / ".venv/bin/python"
+PYTHON = str(APP_PYTHON) if ROOT != REPO and APP_PYTHON.exists() else sys.executable
 RESULTS = Path(__file__).with_name("results.md")
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5499"))
 REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "6399"))
@@ -178,7 +183,7 @@ def app_env(pg: PrivatePostgres, redis: PrivateRedis, **extra: str) -> dict:
 
 
 def manage(env: dict, *args: str) -> None:
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, check=True)
+    subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, check=True)
 
 
 def free_port() -> int:
@@ -231,7 +236,7 @@ def web(env: dict, log: Path) -> tuple[AppProcess, str]:
     """daphne, as the Procfile's ``web`` runs it; returns once ``/healthz`` answers."""
     port = free_port()
     process = AppProcess(
-        "web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "inbox_project.asgi:application"],
+        "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "inbox_project.asgi:application"],
         env, log,
     ).start()  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -249,13 +254,13 @@ def web(env: dict, log: Path) -> tuple[AppProcess, str]:
 
 def worker(env: dict, log: Path, concurrency: int = 2) -> AppProcess:
     """One Celery worker as the Procfile's ``worker`` runs it (prefork, ``CELERY_CONCURRENCY`` default 2)."""
-    command = [sys.executable, "-m", "celery", "-A", "inbox_project", "worker", "--loglevel", "WARNING",
+    command = [PYTHON, "-m", "celery", "-A", "inbox_project", "worker", "--loglevel", "WARNING",
                "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "-n", "bench@%h"]  # fmt: skip
     return AppProcess("worker", command, env, log).start()
 
 
 def beat(env: dict, log: Path, schedule_dir: Path) -> AppProcess:
-    command = [sys.executable, "-m", "celery", "-A", "inbox_project", "beat", "--loglevel", "WARNING",
+    command = [PYTHON, "-m", "celery", "-A", "inbox_project", "beat", "--loglevel", "WARNING",
                "--schedule", str(schedule_dir / "celerybeat-schedule")]  # fmt: skip
     return AppProcess("beat", command, env, log).start()
 

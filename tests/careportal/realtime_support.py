@@ -58,12 +58,24 @@ def portal_socket(cookie: str | None = None, *, origin: str = "http://testserver
     return WebsocketCommunicator(application, "/ws/portal/", headers=headers)
 
 
+def counts_shown(user, folder: Folder) -> str:
+    """The fingerprint of the counts the user's page shows (``data-counts`` of the counts partial), which the page
+    sends with its subscription."""
+    client = Client()
+    client.force_login(user)
+    inbox, slug = folder.value.split("/")
+    response = client.get(f"/inbox/{inbox}/{slug}/counts/", **HX)
+    found = re.search(r'data-counts="([0-9a-f]+)"', response.content.decode())
+    assert found, "the counts partial carries no fingerprint"
+    return found.group(1)
+
+
 def folder_url(folder: Folder, query: str = "") -> str:
     inbox, slug = folder.value.split("/")
     return f"http://testserver/inbox/{inbox}/{slug}/" + (f"?{query}" if query else "")
 
 
-def subscription(url: str, *, rows=(), open=None, last_message_id=None) -> str:
+def subscription(url: str, *, rows=(), open=None, last_message_id=None, listed_at=None, counts=None) -> str:
     """The JSON the page's hidden ``ws-send`` element sends (with what static/js/realtime.js adds)."""
     return json.dumps(
         {
@@ -71,6 +83,8 @@ def subscription(url: str, *, rows=(), open=None, last_message_id=None) -> str:
             "rows": ",".join(str(r) for r in rows),
             "open": str(open or ""),
             "last_message_id": str(last_message_id or ""),
+            "listed_at": "" if listed_at is None else f"{listed_at:.6f}",
+            "counts": counts or "",
             "HEADERS": {"HX-Request": "true", "HX-Current-URL": url, "HX-Trigger": "live-subscribe"},
         }
     )
@@ -192,6 +206,24 @@ def normalized(html: str | None) -> str:
 
 def ids_in(html: str, prefix: str) -> list[int]:
     return [int(found) for found in re.findall(rf'id="{prefix}(\d+)"', html)]
+
+
+UPSERT = 'hx-swap-oob="beforeend:#inbox-incoming"'
+
+
+def upserted(html: str) -> list[int]:
+    """Ids of the rows handed to the page to put at their place (``#inbox-incoming``), in order."""
+    ids = []
+    for part in html.split(UPSERT)[1:]:
+        found = re.search(r'<li id="row-(\d+)"', part)
+        assert found, "an upsert without a row"
+        ids.append(int(found.group(1)))
+    return ids
+
+
+def sort_keys(html: str) -> dict[int, str]:
+    """Each pushed row's sort key (newest first sorts the keys in descending order)."""
+    return {int(pk): key for pk, key in re.findall(r'<li id="row-(\d+)"[^>]* data-sort="([^"]+)"', html)}
 
 
 def oob_targets(html: str) -> list[str]:

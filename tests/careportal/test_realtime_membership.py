@@ -1,6 +1,6 @@
 """Rows follow the viewer's folder and filters (the same selector as the page): they leave when they no longer
-belong (closed with the Open filter on), arrive at their place (a new message on top, an assignment between its
-neighbours), the empty state comes and goes; the open conversation gets new messages appended, delivery changes in
+belong (closed with the Open filter on), arrive with the key that puts them at their place (a new message on top,
+an assignment between its neighbours), the empty state comes; the open conversation gets new messages appended, delivery changes in
 place, and — once an Unrecognized conversation is linked — its reply box."""
 
 import datetime as dt
@@ -9,6 +9,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from careportal.templatetags.portal import sort_key
 from inbox import events
 from inbox.folders import Folder
 from inbox.models import Communication, Message
@@ -24,8 +25,10 @@ from tests.careportal.realtime_support import (
     receive_frames,
     run,
     session_cookie,
+    sort_keys,
     subscribe,
     subscription,
+    upserted,
 )
 from tests.factories import (
     CareTeamMemberFactory,
@@ -82,8 +85,8 @@ def test_closed_rows_leave_the_open_only_folder_and_the_empty_state_comes(nurse,
 
         await db(set_status)(user=nurse, communication=second, status=Communication.Status.OPEN)
         html = "\n".join(await receive_frames(socket, quiet=1.5))
-        assert '<li id="rows-empty" hx-swap-oob="delete">' in html
-        assert 'hx-swap-oob="afterbegin:#inbox-rows"' in html and f'id="row-{second.pk}"' in html
+        assert upserted(html) == [second.pk]  # the page puts it in the empty list (and drops the empty state)
+        assert 'data-list="/inbox/care-team/directed/?status=open"' in html
         await socket.disconnect()
 
     run(scenario)
@@ -101,7 +104,9 @@ def test_a_new_inbound_sms_puts_its_row_on_top(nurse, colleague, patient):
         await subscribe(socket, claim)
         await db(receive_sms)(sender="+15550102030", to=line.number, body="Running late, be there at 3")
         html = "\n".join(await receive_frames(socket))
-        assert 'hx-swap-oob="afterbegin:#inbox-rows"' in html
+        new = await db(Communication.objects.exclude(pk=older.pk).get)()
+        assert upserted(html) == [new.pk]
+        assert sort_keys(html)[new.pk] > sort_key(older)  # newest first: it goes on top
         assert "Running late, be there at 3" in html and "Main clinic" in html
         assert f'id="row-{older.pk}"' not in html  # the others stay where they are
         await socket.disconnect()
@@ -121,8 +126,8 @@ def test_a_row_assigned_to_me_arrives_between_its_neighbours(nurse, colleague, p
         await subscribe(socket, claim)
         await db(assign)(user=nurse, communication=middle, assignee=colleague)
         html = "\n".join(await receive_frames(socket))
-        assert f'hx-swap-oob="afterend:#row-{newest.pk}"' in html
-        assert ids_in(html, "row-") == [middle.pk]
+        assert upserted(html) == [middle.pk] and ids_in(html, "row-") == [middle.pk]
+        assert sort_key(newest) > sort_keys(html)[middle.pk] > sort_key(oldest)
         await db(assign)(user=nurse, communication=middle, assignee=nurse)  # given away: it leaves
         html = "\n".join(await receive_frames(socket))
         assert f'<li id="row-{middle.pk}" hx-swap-oob="delete">' in html

@@ -26,6 +26,7 @@ from tests.careportal.realtime_support import (
     session_cookie,
     subscribe,
     subscription,
+    upserted,
 )
 from tests.factories import CareTeamMemberFactory, CommunicationFactory, MessageFactory, UserFactory
 
@@ -146,7 +147,10 @@ def test_status_and_assignment_pushes_equal_the_http_partials(nurse, colleague, 
 
     run(scenario)
     status_row = latest(frames["status"], f"row-{communication.pk}")
-    assert 'hx-swap-oob="true"' in status_row and "is-closed" in status_row  # greyed where it is
+    assert "is-closed" in status_row and status_row.startswith(
+        f'<li id="row-{communication.pk}" class="row'
+    )  # greyed
+    assert upserted("".join(frames["status"])) == [communication.pk]
     assert "Closed" in latest(frames["status"], "conversation-header")
     assert 'aria-pressed="true" data-status-value="closed"' in latest(frames["status"], "reply-status")
     header = http(colleague, "communication_header", communication.pk, page)

@@ -8,12 +8,13 @@ import pytest
 
 from adminportal.models import Region
 from careportal.models import CareTeamMember
-from inbox.events import ALL_PATIENTS_GROUP, UNRECOGNIZED_GROUP
+from inbox.events import LIVE_GROUP
 from inbox.folders import Folder
 from inbox.models import Communication
 from inbox.services import ReplyContent, assign, send_reply, set_status
 from tests.careportal.realtime_support import (
     connect,
+    counts_shown,
     db,
     folder_url,
     fresh_layer_and_cache,  # noqa: F401 (autouse fixture)
@@ -98,6 +99,9 @@ def test_another_origin_is_refused(nurse):
 
 
 def test_groups_follow_the_access_rule(nurse, other_nurse, lead, patient, communication):
+    """A tab joins only its open conversation's group, and only when the access rule lets its user see it; lists,
+    counts and bells come through the process's hub, which joins the organisation's group and each local user's
+    group once, however many tabs it serves."""
     elsewhere = CommunicationFactory(patient=PatientFactory())
     unknown = UnrecognizedCommunicationFactory(counterpart="+15550109999")
     cookies = {user.username: session_cookie(user) for user in (nurse, other_nurse, lead)}
@@ -112,47 +116,48 @@ def test_groups_follow_the_access_rule(nurse, other_nurse, lead, patient, commun
         await subscribe(nurse_socket, claim)
         own = f"communication.{communication.pk}"
         assert len(await group_members(own)) == 1
-        assert len(await group_members(f"patient.{patient.pk}")) == 1
-        assert (
-            await group_members(f"patient.{elsewhere.patient_id}") == set()
-        )  # not hers: claimed, not joined
-        assert await group_members(f"communication.{unknown.pk}") == set()
-        assert len(await group_members(UNRECOGNIZED_GROUP)) == 1  # her role has Care Team → Unrecognized
-        assert await group_members(ALL_PATIENTS_GROUP) == set()
+        assert await group_members(f"communication.{unknown.pk}") == set()  # claimed, not visible: not joined
+        hub_channels = await group_members(LIVE_GROUP)
+        assert len(hub_channels) == 1
+        assert await group_members(f"user.{nurse.pk}") == hub_channels
 
         outsider_socket = await connect(cookies["other-nurse"])
         assert await subscribe(outsider_socket, claim) == []
         assert len(await group_members(own)) == 1  # still only the nurse
-        assert len(await group_members(f"patient.{patient.pk}")) == 1
-        assert (
-            len(await group_members(UNRECOGNIZED_GROUP)) == 2
-        )  # same role: her own Care Team → Unrecognized
 
         lead_socket = await connect(cookies["lead"])
         await subscribe(
-            lead_socket, subscription(folder_url(Folder.ALL_UNRECOGNIZED), rows=[unknown.pk, elsewhere.pk])
+            lead_socket,
+            subscription(
+                folder_url(Folder.ALL_UNRECOGNIZED, f"c={unknown.pk}"), rows=[unknown.pk], open=unknown.pk
+            ),
         )
-        assert len(await group_members(ALL_PATIENTS_GROUP)) == 1
-        assert len(await group_members(UNRECOGNIZED_GROUP)) == 3
-        assert len(await group_members(f"communication.{unknown.pk}")) == 1
-        assert len(await group_members(f"patient.{elsewhere.patient_id}")) == 1
+        assert len(await group_members(f"communication.{unknown.pk}")) == 1  # Full Patient sees it
+        assert await group_members(LIVE_GROUP) == hub_channels  # one hub for every tab of the process
+        assert await group_members(f"user.{lead.pk}") == hub_channels
 
         for socket in (nurse_socket, outsider_socket, lead_socket):
             await socket.disconnect()
         assert await group_members(own) == set()
-        assert await group_members(ALL_PATIENTS_GROUP) == set()
+        assert await group_members(LIVE_GROUP) == set()
+        assert await group_members(f"user.{nurse.pk}") == set()
 
     run(scenario)
 
 
 def test_a_user_without_access_hears_nothing_about_the_patient(nurse, other_nurse, colleague, communication):
-    """The raw client claims the communication (rows, open, address) — the server hears the claim and ignores it."""
+    """The raw client claims the communication (rows, open, address) — the server hears the claim and ignores it.
+    Not even a count moves: the counts are recounted for every change, and sent only when they differ from those
+    the page shows."""
     cookies = session_cookie(other_nurse), session_cookie(colleague)
     claim = directed(communication)
+    payload = json.loads(claim)
+    payload["counts"] = counts_shown(other_nurse, Folder.CARE_TEAM_DIRECTED)
+    outsider_claim = json.dumps(payload)
 
     async def scenario():
         outsider = await connect(cookies[0])
-        assert await subscribe(outsider, claim) == []
+        assert await subscribe(outsider, outsider_claim) == []
         await outsider.send_to(text_data=json.dumps({"type": "typing", "communication": communication.pk}))
         insider = await connect(cookies[1])
         await subscribe(insider, claim)
@@ -190,7 +195,6 @@ def test_losing_access_removes_the_row_closes_the_conversation_and_stops_updates
         assert 'hx-swap-oob="innerHTML:#conversation-pane"' in removal and "no longer available" in removal
         assert "Closed" not in removal and "dizzy" not in removal  # nothing about the change itself
         assert await group_members(f"communication.{communication.pk}") == set()
-        assert await group_members(f"patient.{communication.patient_id}") == set()
 
         await db(send_reply)(user=nurse, communication=communication, content=ReplyContent(body="Any news?"))
         assert await receive_all(socket, first=1.0) == ""
@@ -215,7 +219,7 @@ def test_regions_narrowing_full_patient_take_effect_at_once(lead, nurse, communi
 
         await db(lead.regions.add)(north)  # Full Patient now covers the North only
         await db(set_status)(user=nurse, communication=communication, status=Communication.Status.OPEN)
-        assert 'hx-swap-oob="delete"' in await receive_all(socket)
+        assert 'hx-swap-oob="delete"' in await receive_all(socket, quiet=1.5)  # with the trailing recount
         await db(set_status)(user=nurse, communication=communication, status=Communication.Status.CLOSED)
         assert await receive_all(socket, first=1.0) == ""
         await socket.disconnect()

@@ -231,9 +231,7 @@ def test_a_batch_sends_its_real_time_hints_together_after_commit(patient, maria_
     assert len(sent) == 1  # one publishing round for the whole batch, after its commit
     groups = [group for group, event in sent[0] if event == hint]
     # Both messages' hints (``_publish`` sends each distinct one once).
-    assert sorted(groups) == sorted(
-        2 * [f"communication.{communication.pk}", f"patient.{patient.pk}", "inbox.all-patients"]
-    )
+    assert sorted(groups) == sorted(2 * [f"communication.{communication.pk}", "inbox.live"])
 
 
 def test_hints_of_a_batch_that_rolled_back_are_not_sent(monkeypatch):

@@ -1,0 +1,314 @@
+"""The real-time fan-out of one web process (DESIGN.md: Real time): a hub per event loop hears every hint once and
+renders each change once per kind of viewer among the process's open tabs, then hands the pieces to the sockets in
+memory — so the cost of a change grows with the kinds of viewer, not with the tabs.
+
+- One subscription per process: the hub's own channel joins ``inbox.events.LIVE_GROUP`` (every
+  ``communication.changed``) and the group of each user with a tab here (their notifications), refcounted. A tab
+  joins no group for its list; it joins its open conversation's group itself (presence, typing).
+- Coalescing by the newest state: hints only mark communications dirty. One worker drains them in batches — while
+  a batch renders, the next one collects — and a batch reads the database as it is now, so a tab that is k changes
+  behind gets one update to the newest state, each tab's frames in order.
+- A kind of viewer is ``live.list_key``: the same user on the same folder and filters. Its rows are rendered once
+  per batch (one query for all changed ids, through the folder's selector and so the access rule) and its counts at
+  most once a second (leading and trailing edge), only for changes that can move them. The bell is rendered once per
+  user and notification, for all their tabs.
+- A pushed row carries its sort key; the page puts it at its place, so a row never waits for its neighbour.
+- When a tab (re)subscribes with the time its list was read, the changes since are read from the database
+  (``live.list_catch_up``): nothing committed between the page's read and its socket listening is missed.
+- Database work runs on a bounded thread pool, off the thread that runs the process's synchronous views (on
+  SQLite, which serialises writers anyway, on that one thread).
+
+The hub keeps no state another process needs: what it holds is which local sockets show what, and timers.
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from inbox.events import LIVE_GROUP, group_for_user
+
+from . import live
+from .views.notifications import bell_push
+
+logger = logging.getLogger(__name__)
+
+# Changes that leave every list row and count as it was: a delivery receipt, an internal note (neither is shown
+# in a row). Only the open conversation hears them.
+CONVERSATION_ONLY_KINDS = frozenset({"delivery", "note"})
+COUNTS_INTERVAL = 1.0  # a kind of viewer's counts are recounted at most once a second
+GROUP_REFRESH_SECONDS = 3600.0  # re-join groups well before the channel layer's group expiry (a day)
+HUB_CHANNEL_PREFIX = "livehub"  # settings give this channel a large capacity: it hears the whole organisation
+RETRY_SECONDS = 1.0
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def in_pool(func):
+    """``func`` as a coroutine function run on the real-time thread pool (``LIVE_DB_THREADS``), each call with a
+    pooled database connection; on SQLite on the one thread-sensitive thread."""
+    global _executor
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        return database_sync_to_async(func)
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=settings.LIVE_DB_THREADS, thread_name_prefix="live-db")
+    return database_sync_to_async(func, thread_sensitive=False, executor=_executor)
+
+
+class Hub:
+    """The fan-out of one event loop's Care Portal sockets (``careportal.consumers.PortalConsumer``)."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.channel: str | None = None
+        self.tabs: dict[str, object] = {}  # channel name → consumer
+        self.users: dict[int, int] = defaultdict(int)  # user id → tabs here
+        self.changes: dict[
+            int, bool
+        ] = {}  # communication id → whether lists may change (else conversation only)
+        self.bells: dict[int, int | None] = {}  # user id → their newest notification (None: one was read)
+        self.catch_ups: set[str] = set()  # tabs whose list is read again since it was listed
+        self.counts_due: set[tuple] = set()  # kinds of viewer whose trailing recount is due
+        self.counts_at: dict[tuple, float] = {}
+        self.counts_timers: dict[tuple, asyncio.TimerHandle] = {}
+        self.wake = asyncio.Event()
+        self.lock = asyncio.Lock()  # start, stop, joins and leaves
+        self.tasks: list[asyncio.Task] = []
+        self.batches = 0  # how many batches were rendered (tests read it)
+
+    # --- Tabs -------------------------------------------------------------------------------------------------
+
+    async def attach(self, tab) -> None:
+        async with self.lock:
+            if self.channel is None:
+                await self._start()
+            self.tabs[tab.channel_name] = tab
+            self.users[tab.user_id] += 1
+            if self.users[tab.user_id] == 1:
+                await self.layer.group_add(group_for_user(tab.user_id), self.channel)
+
+    async def detach(self, tab) -> None:
+        async with self.lock:
+            if self.tabs.pop(tab.channel_name, None) is None:
+                return
+            self.users[tab.user_id] -= 1
+            if self.users[tab.user_id] <= 0:
+                del self.users[tab.user_id]
+                await self._leave(group_for_user(tab.user_id))
+            if not self.tabs:
+                await self._stop()
+
+    def subscribed(self, tab) -> None:
+        """The tab says what it shows now: bring its list up to date from when it was read."""
+        if tab.subscription.state is not None and tab.subscription.listed_at is not None:
+            self.catch_ups.add(tab.channel_name)
+            self.wake.set()
+
+    # --- Hearing ----------------------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        self.channel = await self.layer.new_channel(prefix=HUB_CHANNEL_PREFIX)
+        await self.layer.group_add(LIVE_GROUP, self.channel)
+        loop = asyncio.get_running_loop()
+        self.tasks = [loop.create_task(work()) for work in (self._listen, self._work, self._refresh)]
+
+    async def _stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for timer in self.counts_timers.values():
+            timer.cancel()
+        self.tasks, self.counts_timers = [], {}
+        channel, self.channel = self.channel, None
+        try:
+            await self.layer.group_discard(LIVE_GROUP, channel)
+        except Exception:
+            logger.exception("could not leave the real-time group")
+
+    async def _leave(self, group: str) -> None:
+        try:
+            await self.layer.group_discard(group, self.channel)
+        except Exception:
+            logger.exception("could not leave a real-time group", extra={"group": group})
+
+    async def _listen(self) -> None:
+        channel = self.channel
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The layer failed (Redis restarting): hints may have been lost. Every tab reconnects and re-fetches
+                # what it shows from the database; the groups are joined again.
+                logger.exception("real-time hub lost its channel layer")
+                await asyncio.sleep(RETRY_SECONDS)
+                await self._rejoin()
+                self._close_all(1011)
+                continue
+            self.hear(message)
+
+    def hear(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "communication.changed":
+            communication_id = message.get("communication_id")
+            if isinstance(communication_id, int):
+                lists = str(message.get("kind", "")) not in CONVERSATION_ONLY_KINDS
+                self.changes[communication_id] = self.changes.get(communication_id, False) or lists
+                self.wake.set()
+        elif kind in ("notification.created", "notification.read"):
+            user_id, notification_id = message.get("user_id"), message.get("notification_id")
+            if isinstance(user_id, int) and user_id in self.users:
+                if not isinstance(notification_id, int) or kind == "notification.read":
+                    notification_id = None
+                self.bells[user_id] = notification_id or self.bells.get(user_id)
+                self.wake.set()
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(GROUP_REFRESH_SECONDS)
+            await self._rejoin()
+
+    async def _rejoin(self) -> None:
+        async with self.lock:
+            if self.channel is None:
+                return
+            try:
+                for group in [LIVE_GROUP, *(group_for_user(user_id) for user_id in self.users)]:
+                    await self.layer.group_add(group, self.channel)
+            except Exception:
+                logger.exception("could not join the real-time groups again")
+
+    # --- Rendering and fan-out --------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            changes, self.changes = self.changes, {}
+            bells, self.bells = self.bells, {}
+            catch_ups, self.catch_ups = self.catch_ups, set()
+            counts_due, self.counts_due = self.counts_due, set()
+            try:
+                await self._batch(changes, bells, catch_ups, counts_due)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database failed mid-update: every tab reconnects and re-fetches what it shows.
+                logger.exception("real-time fan-out failed")
+                self._close_all(1011)
+            self.batches += 1
+
+    async def _batch(self, changes: dict, bells: dict, catch_ups: set, counts_due: set) -> None:
+        tabs = list(self.tabs.values())
+        for tab in tabs:  # the open conversation: the tab's own (what it shows of it is its own)
+            if tab.subscription.open_id in changes:
+                tab.conversation_changed(tab.subscription.open_id)
+        listed = {pk for pk, lists in changes.items() if lists}
+        jobs: list[tuple[tuple, object, list]] = []  # (kind of viewer, render call, tabs)
+        viewers: dict[tuple, list] = defaultdict(list)
+        for tab in tabs:
+            if tab.subscription.state is not None and tab.channel_name not in catch_ups:
+                viewers[live.list_key(tab.user_id, tab.subscription.state)].append(tab)
+        for key in [key for key in self.counts_at if key not in viewers]:
+            del self.counts_at[key]  # nobody here shows that list any more
+        for key, members in viewers.items():
+            with_counts = self._counts_now(key) if listed or key in counts_due else False
+            if not listed and not with_counts:
+                continue
+            open_ids = {tab.subscription.open_id for tab in members} & listed
+            call = in_pool(live.list_changes)(
+                key[0], key[1], listed, open_ids=open_ids, with_counts=with_counts
+            )
+            jobs.append((key, call, members))
+        for tab in (self.tabs.get(name) for name in catch_ups):
+            if tab is None or tab.subscription.state is None or tab.subscription.listed_at is None:
+                continue
+            subscription = tab.subscription
+            call = in_pool(live.list_catch_up)(
+                tab.user_id,
+                subscription.state,
+                subscription.listed_at,
+                row_ids=tab.rows,
+                open_id=subscription.open_id,
+            )
+            jobs.append((live.list_key(tab.user_id, subscription.state), call, [tab]))
+        bell_jobs = [(user_id, in_pool(bell_push)(user_id, bell)) for user_id, bell in bells.items()]
+        results = await asyncio.gather(*(call for _, call, _ in jobs), *(call for _, call in bell_jobs))
+        removals: dict[int, str] = {}
+        for (key, _, members), changed in zip(jobs, results[: len(jobs)], strict=True):
+            for tab in members:
+                await self._send_list(tab, key, changed, removals)
+        for (user_id, _), html in zip(bell_jobs, results[len(jobs) :], strict=True):
+            if html:
+                for tab in [tab for tab in self.tabs.values() if tab.user_id == user_id]:
+                    await tab.deliver(html)
+
+    async def _send_list(self, tab, key: tuple, changed: "live.ListChanges", removals: dict) -> None:
+        if changed.close_code is not None:
+            await tab.close_with(changed.close_code)
+            return
+        subscription = tab.subscription
+        if tab.channel_name not in self.tabs or subscription.state is None:
+            return
+        if live.list_key(tab.user_id, subscription.state) != key:
+            return  # the tab shows another list since: its own catch-up brings what it needs
+        parts, rows = [], set(tab.rows)
+        for pk in changed.gone & rows:
+            if pk not in removals:
+                removals[pk] = live.removal_html(pk)
+            parts.append(removals[pk])
+            rows.discard(pk)
+        for pk, html in changed.rows.items():
+            parts.append(changed.selected.get(pk, html) if pk == subscription.open_id else html)
+            rows.add(pk)
+        if changed.empty and not rows and parts:
+            parts.append(changed.empty)
+        if changed.counts and tab.counts_key != changed.counts_key:  # only counts the page does not show yet
+            tab.counts_key = changed.counts_key
+            parts.append(changed.counts)
+        tab.rows = frozenset(rows)
+        if parts:
+            await tab.deliver("\n".join(parts))
+
+    def _counts_now(self, key: tuple) -> bool:
+        """Leading edge now, trailing edge later: a burst of changes recounts once now and once at its end."""
+        now = time.monotonic()
+        elapsed = now - self.counts_at.get(key, float("-inf"))
+        if elapsed >= COUNTS_INTERVAL:
+            self.counts_at[key] = now
+            timer = self.counts_timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
+            return True
+        if key not in self.counts_timers:
+            loop = asyncio.get_running_loop()
+            self.counts_timers[key] = loop.call_later(COUNTS_INTERVAL - elapsed, self._counts_later, key)
+        return False
+
+    def _counts_later(self, key: tuple) -> None:
+        self.counts_timers.pop(key, None)
+        self.counts_due.add(key)
+        self.counts_at.pop(key, None)  # so that the batch recounts it now
+        self.wake.set()
+
+    def _close_all(self, code: int) -> None:
+        for tab in list(self.tabs.values()):
+            tab.spawn_close(code)
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+
+
+def hub() -> Hub:
+    """This event loop's hub (a web process runs one loop; each test scenario its own)."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        found = _hubs[loop] = Hub(get_channel_layer())
+    return found
