@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install uv chromium lint dev migrate bench bench-realtime bench-ingest faults
+.PHONY: run test install uv chromium lint dev migrate bench bench-realtime bench-fanout bench-ingest faults
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -55,6 +55,10 @@ bench: install
 # memory per connection with 2,000 idle WebSockets on one (BENCH_SAMPLES, BENCH_SOCKETS, BENCH_REDIS_URL to tune).
 bench-realtime: install chromium
 	$(UV) run python tests/benchmarks/bench_realtime.py
+
+# Real-time fan-out on private PostgreSQL and Redis: N tabs over two web processes × R inbound SMS/s (FANOUT_TABS, FANOUT_RATES, FANOUT_SECONDS to tune).
+bench-fanout: install
+	$(UV) run python tests/benchmarks/bench_fanout.py
 
 # Ingestion benchmark on a private PostgreSQL (port 5499) and Redis (port 6399) started for the run: SMS webhook ack
 # latency against a bare Django view, and webhook → stored → linked throughput with one Celery worker.

@@ -15,8 +15,7 @@ memory — so the cost of a change grows with the kinds of viewer, not with the 
 - A pushed row carries its sort key; the page puts it at its place, so a row never waits for its neighbour.
 - When a tab (re)subscribes with the time its list was read, the changes since are read from the database
   (``live.list_catch_up``): nothing committed between the page's read and its socket listening is missed.
-- Database work runs on a bounded thread pool, off the thread that runs the process's synchronous views (on
-  SQLite, which serialises writers anyway, on that one thread).
+- Database work runs on a bounded thread pool, off the one thread that runs the process's synchronous views.
 
 The hub keeps no state another process needs: what it holds is which local sockets show what, and timers.
 """
@@ -51,11 +50,9 @@ _executor: ThreadPoolExecutor | None = None
 
 
 def in_pool(func):
-    """``func`` as a coroutine function run on the real-time thread pool (``LIVE_DB_THREADS``), each call with a
-    pooled database connection; on SQLite on the one thread-sensitive thread."""
+    """``func`` as a coroutine function run on the real-time thread pool (``LIVE_DB_THREADS``), each call with its
+    own database connection (from the connection pool on PostgreSQL), closed when it returns."""
     global _executor
-    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-        return database_sync_to_async(func)
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=settings.LIVE_DB_THREADS, thread_name_prefix="live-db")
     return database_sync_to_async(func, thread_sensitive=False, executor=_executor)

@@ -359,7 +359,7 @@ CELERY_BEAT_SCHEDULE = {
 LIVE_HEARTBEAT_SECONDS = int(os.environ.get("LIVE_HEARTBEAT_SECONDS", 10))
 PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", 30))
 TYPING_TTL_SECONDS = int(os.environ.get("TYPING_TTL_SECONDS", 6))
-# Threads per web process for the real-time hub's and sockets' database work (PostgreSQL; SQLite uses one).
+# Threads per web process for the real-time hub's and sockets' database work (off the sync views' thread).
 LIVE_DB_THREADS = int(os.environ.get("LIVE_DB_THREADS", 4))
 
 # --- Inbox API (/api/v1/, Django REST framework) and outbound webhooks -------------------------------------------

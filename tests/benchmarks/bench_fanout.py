@@ -510,8 +510,9 @@ def progress(r: Run) -> str:
     return (
         f"   {r.tabs} tabs × {r.rate:g}/s: {r.messages} messages in {r.post_seconds:.1f} s, {r.pairs} pairs, "
         f"p50 {ms(r.p(50))} p95 {ms(r.p(95))} p99 {ms(r.p(99))} max {ms(r.p(100))} ms, "
-        f"{100 * within / max(1, r.pairs):.1f}% ≤ 10 s, lost {r.lost} {r.lost_by_user} (late {r.late}), web CPU {r.web_cpu:.1f} s, "
-        f"worker CPU {r.worker_cpu:.1f} s, benchmark client CPU {r.client_cpu:.1f} s, webhook ack p95 {ms(r.ack_p95_ms)} ms, POST failures {r.post_failures}, "
+        f"{100 * within / max(1, r.pairs):.1f}% ≤ 10 s, lost {r.lost} {r.lost_by_user} (late {r.late}), "
+        f"web CPU {r.web_cpu:.1f} s, worker CPU {r.worker_cpu:.1f} s, benchmark client CPU {r.client_cpu:.1f} s, "
+        f"webhook ack p95 {ms(r.ack_p95_ms)} ms, POST failures {r.post_failures}, "
         f"ingest failures {r.ingest_failures}, tabs closed by the server {r.closed_tabs}"
     )
 

@@ -198,3 +198,66 @@ def test_linking_the_open_unrecognized_conversation_brings_its_reply_box(lead, p
         await socket.disconnect()
 
     run(scenario)
+
+
+def test_a_row_is_pushed_even_when_the_newer_row_above_it_has_not_reached_the_tab(nurse, colleague, patient):
+    """The lost-row race: two conversations get new messages, the older first — but the tab hears the older one's
+    hint first while the newer one's is still on its way. Each row is pushed with its key and goes to its place
+    on the page; none waits for (or is dropped for lack of) its neighbour."""
+    on_screen = [conversation(patient, minutes_ago=60), conversation(patient, minutes_ago=90)]
+    older, newer = conversation(patient, minutes_ago=300), conversation(patient, minutes_ago=400)
+    claim = subscription(folder_url(Folder.CARE_TEAM_DIRECTED), rows=[c.pk for c in on_screen])
+    cookie = session_cookie(colleague)
+
+    def new_message(communication, *, minutes_ago: int) -> None:
+        at = NOW - dt.timedelta(minutes=minutes_ago)
+        Communication.objects.filter(pk=communication.pk).update(
+            last_message_at=at, updated_at=timezone.now()
+        )
+
+    def hint(communication) -> None:
+        with transaction.atomic():
+            events.publish_communication_changed(communication, kind="message", webhooks=False)
+
+    async def scenario():
+        socket = await connect(cookie)
+        await subscribe(socket, claim)
+        await db(new_message)(older, minutes_ago=2)
+        await db(new_message)(newer, minutes_ago=1)  # now the newest of all, its hint not yet heard
+        await db(hint)(older)
+        first = "\n".join(await receive_frames(socket))
+        assert upserted(first) == [older.pk]  # not held back because the row above it (newer) is missing
+        await db(hint)(newer)
+        second = "\n".join(await receive_frames(socket))
+        assert upserted(second) == [newer.pk]
+        assert sort_keys(second)[newer.pk] > sort_keys(first)[older.pk] > sort_key(on_screen[0])
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_a_tab_gets_what_changed_between_its_list_being_read_and_its_subscription(nurse, colleague, patient):
+    """The page's list is read at one moment, its socket subscribes a little later: what was committed between
+    the two (heard by nobody on this tab) is read from the database and pushed, rows that left included."""
+    listed = [conversation(patient, minutes_ago=60), conversation(patient, minutes_ago=90)]
+    listed_at = timezone.now().timestamp()
+    arrived = conversation(patient, minutes_ago=1)  # a new communication after the list was read
+    Communication.objects.filter(pk=listed[1].pk).update(status=Communication.Status.CLOSED)  # leaves Open
+    quiet = conversation(patient, minutes_ago=30)
+    Communication.objects.filter(pk=quiet.pk).update(
+        updated_at=NOW - dt.timedelta(hours=1)
+    )  # unchanged since
+    claim = subscription(
+        folder_url(Folder.CARE_TEAM_DIRECTED, "status=open"), rows=[c.pk for c in listed], listed_at=listed_at
+    )
+    cookie = session_cookie(colleague)
+
+    async def scenario():
+        socket = await connect(cookie)
+        html = "\n".join(await subscribe(socket, claim) + await receive_frames(socket))
+        assert set(upserted(html)) == {arrived.pk, listed[0].pk}  # read again (changed since): the same rows
+        assert f'<li id="row-{listed[1].pk}" hx-swap-oob="delete">' in html
+        assert f'id="row-{quiet.pk}"' not in html
+        await socket.disconnect()
+
+    run(scenario)

@@ -3,10 +3,18 @@
 Every page fails its test on a console error or an uncaught page error.
 """
 
+import asyncio
 import os
+import sqlite3
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from asgiref.sync import ThreadSensitiveContext
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.db import connections
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -100,3 +108,84 @@ def second_page(browser, browser_context_args, live_server):
     yield sign_in
     context.close()
     assert not problems, "Second browser reported errors:\n" + "\n".join(problems)
+
+
+# --- The ASGI application served in this process (pytest-django's live_server speaks WSGI, no WebSockets) -----
+
+
+def own_threads(application):
+    """Run each WebSocket connection's database work on threads of its own, ended with the connection (as Django
+    does for each HTTP request). Consumers otherwise share asgiref's one process-wide thread, whose database
+    connection would outlive this test and still point at its database file when later tests run."""
+
+    async def app(scope, receive, send):
+        async with ThreadSensitiveContext():
+            await application(scope, receive, send)
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def asgi_server():
+    """Daphne serving the project's ASGI application (plus static files) on a free local port, for the session:
+    Twisted's reactor cannot be restarted, so it runs once, on a daemon thread, without signal handlers.
+
+    WebSockets go through ``inbox_project.asgi.application`` exactly as deployed. HTTP gets a Django handler built
+    here, under the tests' settings: a handler built earlier (``inbox_project.asgi`` imported at collection time)
+    would carry middleware configured before the session's plain-HTTP overrides, and redirect to HTTPS.
+    """
+    from channels.routing import ProtocolTypeRouter
+    from daphne.server import Server
+    from django.core.handlers.asgi import ASGIHandler
+    from twisted.internet import reactor
+
+    from inbox_project.asgi import application
+
+    server = Server(
+        application=ProtocolTypeRouter(
+            {"http": ASGIStaticFilesHandler(ASGIHandler()), "websocket": own_threads(application)}
+        ),
+        endpoints=["tcp:port=0:interface=127.0.0.1"],
+        signal_handlers=False,
+        verbosity=0,
+    )
+    thread = threading.Thread(target=server.run, name="daphne", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.listening_addresses:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("daphne did not start listening")
+        time.sleep(0.05)
+    host, port = server.listening_addresses[0]
+    yield SimpleNamespace(url=f"http://{host}:{port}", loop=reactor._asyncioEventloop)
+    reactor.callFromThread(reactor.stop)
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def shared_sqlite(transactional_db, tmp_path_factory):
+    """Point the ``default`` database of every thread at a file copy of the in-memory SQLite test database for this
+    test, then put the in-memory one back (it is never closed meanwhile, so it survives)."""
+    original = connections["default"]
+    if original.vendor != "sqlite" or not original.is_in_memory_db():
+        yield
+        return
+    path = tmp_path_factory.getbasetemp() / "live_chat.sqlite3"
+    original.ensure_connection()
+    with sqlite3.connect(path) as target:
+        original.connection.backup(target)
+    saved_settings = connections.settings["default"]
+    shared = {**saved_settings, "NAME": str(path)}
+    connections.settings["default"] = shared  # new threads (the server's) connect to the file
+    connections["default"] = original.__class__(shared, "default")  # and so does this one
+    try:
+        yield
+    finally:
+        connections["default"].close()
+        connections["default"] = original
+        connections.settings["default"] = saved_settings
+
+
+def on_server(server, coroutine):
+    """Run a coroutine on the server's event loop (where the channel layer's consumers wait) and return its result."""
+    return asyncio.run_coroutine_threadsafe(coroutine, server.loop).result(timeout=10)

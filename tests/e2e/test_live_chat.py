@@ -3,113 +3,24 @@ Inbox, the nurse's reply from the reply box appears on the patient's page withou
 "Nora is typing…" when a staff typing event is published — and when the nurse types in the reply box.
 
 pytest-django's ``live_server`` speaks WSGI (no WebSockets), so this module serves the real ASGI application with
-daphne, in this process on a background thread (``asgi_server``): the in-memory channel layer is then shared by the
-server and the test. The database is shared through a file: for the test, the ``default`` connection (this
-thread's and every thread the server starts) points at a SQLite file holding a copy of the test database
-(``shared_sqlite``), because the in-memory test database cannot safely be written from several connections at once.
-When the test database is already shared — PostgreSQL (``DATABASE_URL``), or a SQLite file as ``tests/conftest.py``
-now makes it — nothing is swapped.
+daphne in this process (``asgi_server`` and ``shared_sqlite`` in ``tests/e2e/conftest.py``).
 """
 
-import asyncio
 import datetime as dt
-import sqlite3
-import threading
 import time
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
-from asgiref.sync import ThreadSensitiveContext
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.db import connections
 from playwright.sync_api import expect
 
 from careportal import chat, presence
 from inbox.models import Channel, Communication, Message, RawInbound
+from tests.e2e.conftest import on_server
 from tests.factories import FeatureSettingFactory, PatientContactMethodFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TIMEOUT = 10_000
-
-
-def own_threads(application):
-    """Run each WebSocket connection's database work on threads of its own, ended with the connection (as Django
-    does for each HTTP request). Consumers otherwise share asgiref's one process-wide thread, whose database
-    connection would outlive this test and still point at its database file when later tests run."""
-
-    async def app(scope, receive, send):
-        async with ThreadSensitiveContext():
-            await application(scope, receive, send)
-
-    return app
-
-
-@pytest.fixture(scope="session")
-def asgi_server():
-    """Daphne serving the project's ASGI application (plus static files) on a free local port, for the session:
-    Twisted's reactor cannot be restarted, so it runs once, on a daemon thread, without signal handlers.
-
-    WebSockets go through ``inbox_project.asgi.application`` exactly as deployed. HTTP gets a Django handler built
-    here, under the tests' settings: a handler built earlier (``inbox_project.asgi`` imported at collection time)
-    would carry middleware configured before the session's plain-HTTP overrides, and redirect to HTTPS.
-    """
-    from channels.routing import ProtocolTypeRouter
-    from daphne.server import Server
-    from django.core.handlers.asgi import ASGIHandler
-    from twisted.internet import reactor
-
-    from inbox_project.asgi import application
-
-    server = Server(
-        application=ProtocolTypeRouter(
-            {"http": ASGIStaticFilesHandler(ASGIHandler()), "websocket": own_threads(application)}
-        ),
-        endpoints=["tcp:port=0:interface=127.0.0.1"],
-        signal_handlers=False,
-        verbosity=0,
-    )
-    thread = threading.Thread(target=server.run, name="daphne", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.listening_addresses:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("daphne did not start listening")
-        time.sleep(0.05)
-    host, port = server.listening_addresses[0]
-    yield SimpleNamespace(url=f"http://{host}:{port}", loop=reactor._asyncioEventloop)
-    reactor.callFromThread(reactor.stop)
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def shared_sqlite(transactional_db, tmp_path_factory):
-    """Point the ``default`` database of every thread at a file copy of the in-memory SQLite test database for this
-    test, then put the in-memory one back (it is never closed meanwhile, so it survives)."""
-    original = connections["default"]
-    if original.vendor != "sqlite" or not original.is_in_memory_db():
-        yield
-        return
-    path = tmp_path_factory.getbasetemp() / "live_chat.sqlite3"
-    original.ensure_connection()
-    with sqlite3.connect(path) as target:
-        original.connection.backup(target)
-    saved_settings = connections.settings["default"]
-    shared = {**saved_settings, "NAME": str(path)}
-    connections.settings["default"] = shared  # new threads (the server's) connect to the file
-    connections["default"] = original.__class__(shared, "default")  # and so does this one
-    try:
-        yield
-    finally:
-        connections["default"].close()
-        connections["default"] = original
-        connections.settings["default"] = saved_settings
-
-
-def on_server(server, coroutine):
-    """Run a coroutine on the server's event loop (where the channel layer's consumers wait) and return its result."""
-    return asyncio.run_coroutine_threadsafe(coroutine, server.loop).result(timeout=10)
 
 
 def wait_for(condition, what, timeout=10.0):
