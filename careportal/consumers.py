@@ -65,7 +65,7 @@ class PortalConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_NOT_SIGNED_IN)
             return
-        if await in_pool(live.load_user)(user.pk) is None:
+        if not user.is_active:  # read from the database for this connection by the auth middleware
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
         # Idle timeout (adminportal.idle): refused; the next HTTP request signs the session out.
@@ -123,24 +123,21 @@ class PortalConsumer(AsyncWebsocketConsumer):
 
     async def _subscribe(self, payload: dict) -> None:
         async with self.lock:
-            subscription = await in_pool(self._read_subscription)(payload)
-            if subscription is None:
+            previous = self.subscription
+            found = await in_pool(live.subscribed)(self.user_id, payload, previous)
+            if found is None:
                 await self.close(code=CLOSE_NOT_ALLOWED)
                 return
-            previous, self.subscription = self.subscription, subscription
+            subscription = self.subscription = found.subscription
             newly_open = subscription.open_id != self.viewing
             self.rows = subscription.row_ids
             if subscription.counts_key or subscription.state != previous.state:
                 self.counts_key = subscription.counts_key
-            await self._regroup()
+            await self._join_only(found.groups)
             await self._follow_presence(subscription.open_id, newly_open=newly_open)
-            await self._apply(await in_pool(live.catch_up)(self.user_id, subscription))
+            await self._apply(found.push)
             if (subscription.state, subscription.listed_at) != (previous.state, previous.listed_at):
                 self.hub.subscribed(self)  # the list's changes since it was read
-
-    def _read_subscription(self, payload: dict) -> live.Subscription | None:
-        user = live.load_user(self.user_id)
-        return None if user is None else live.subscribe(user, payload, self.subscription)
 
     async def _heartbeat(self) -> None:
         await self.send(text_data=PONG)
@@ -234,6 +231,9 @@ class PortalConsumer(AsyncWebsocketConsumer):
         if wanted is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
+        await self._join_only(wanted)
+
+    async def _join_only(self, wanted: set[str]) -> None:
         self.reconciled_at = time.monotonic()
         for group in wanted - self.joined:
             await self.channel_layer.group_add(group, self.channel_name)

@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 CONVERSATION_ONLY_KINDS = frozenset({"delivery", "note"})
 COUNTS_INTERVAL = 1.0  # a kind of viewer's counts are recounted at most once a second
 GROUP_REFRESH_SECONDS = 3600.0  # re-join groups well before the channel layer's group expiry (a day)
-HUB_CHANNEL_PREFIX = "livehub"  # settings give this channel a large capacity: it hears the whole organisation
 RETRY_SECONDS = 1.0
 
 _executor: ThreadPoolExecutor | None = None
@@ -110,7 +109,9 @@ class Hub:
     # --- Hearing ----------------------------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        self.channel = await self.layer.new_channel(prefix=HUB_CHANNEL_PREFIX)
+        # A process-specific channel like every consumer's: channels-redis reads them all from one key per process
+        # (a channel of another prefix would wait for the consumers' reads). Settings size that key for bursts.
+        self.channel = await self.layer.new_channel()
         await self.layer.group_add(LIVE_GROUP, self.channel)
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(work()) for work in (self._listen, self._work, self._refresh)]

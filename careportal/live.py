@@ -182,6 +182,26 @@ def subscribe(user, payload: dict, previous: Subscription | None = None) -> Subs
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Subscribed:
+    """What a (re)subscription means for the socket: what the tab shows, the groups it may hear, and what its open
+    conversation needs now."""
+
+    subscription: Subscription
+    groups: set[str]
+    push: "Push"
+
+
+def subscribed(user_id: int, payload: dict, previous: Subscription) -> Subscribed | None:
+    """One read of the user for a whole (re)subscription (None: gone or inactive): ``subscribe``, the groups by the
+    access rule, and the open conversation's catch-up."""
+    user = load_user(user_id)
+    if user is None:
+        return None
+    subscription = subscribe(user, payload, previous)
+    return Subscribed(subscription, allowed_groups(user, subscription), _catch_up(user, subscription))
+
+
 def allowed_groups(user, subscription: Subscription) -> set[str]:
     """The groups this tab joins itself, by the one access rule: the open communication's (presence and typing
     of the people in it), when the user may see it. List rows, counts and the bell reach the tab through its
@@ -429,12 +449,9 @@ def _conversation_gone(subscription: Subscription, shown: dict) -> Push:
     return Push(_render("_oob_conversation.html", {"gone": True}), updated)
 
 
-def catch_up(user_id: int, subscription: Subscription) -> Push:
+def _catch_up(user, subscription: Subscription) -> Push:
     """Right after a (re)subscription: the open conversation as it is now (messages that arrived between the page
     being rendered and the socket listening, header and status switch) and its presence strip."""
-    user = load_user(user_id)
-    if user is None:
-        return Push("", subscription, close_code=4403)
     if subscription.open_id is None:
         return Push("", subscription)
     with timezone.override(time_zone(user)):

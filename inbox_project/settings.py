@@ -4,7 +4,9 @@ Without ``DATABASE_URL`` / ``REDIS_URL`` it runs embedded (SQLite under ``var/``
 eager Celery); with them it uses PostgreSQL and Redis. Production defaults apply whenever ``DEBUG`` is off.
 """
 
+import fnmatch
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -131,9 +133,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, Celery broker, cache ------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# Each web process's real-time hub (careportal.hub) hears every change of the organisation on one channel: give it
-# room for a burst (the default capacity of 100 would drop hints while the hub is busy).
-LIVE_CHANNEL_CAPACITY = {"livehub.*": 10_000}
+# Each web process's real-time hub (careportal.hub) hears every change of the organisation on its process-specific
+# channel, which channels-redis keeps in one list per process with every local socket's: give it room for a burst
+# (the default capacity of 100 would drop hints while the process is busy).
+LIVE_CHANNEL_CAPACITY = {"specific.*": 5_000}
+
+
+def memory_layer_capacities(capacities: dict) -> list:
+    """The in-memory layer reads ``channel_capacity`` as (compiled pattern, capacity) pairs: it does not compile globs
+    as channels-redis does."""
+    return [(re.compile(fnmatch.translate(glob)), capacity) for glob, capacity in capacities.items()]
+
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -153,7 +164,7 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
-            "CONFIG": {"channel_capacity": LIVE_CHANNEL_CAPACITY},
+            "CONFIG": {"channel_capacity": memory_layer_capacities(LIVE_CHANNEL_CAPACITY)},
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
