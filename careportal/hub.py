@@ -21,6 +21,7 @@ The hub keeps no state another process needs: what it holds is which local socke
 """
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
@@ -30,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connections
 
 from inbox.events import LIVE_GROUP, group_for_user
 
@@ -54,7 +56,15 @@ def in_pool(func):
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=settings.LIVE_DB_THREADS, thread_name_prefix="live-db")
-    return database_sync_to_async(func, thread_sensitive=False, executor=_executor)
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connections.close_all()  # back to the pool: an idle thread holds no connection
+
+    return database_sync_to_async(call, thread_sensitive=False, executor=_executor)
 
 
 class Hub:

@@ -262,12 +262,22 @@ class Browser:
 
     async def open(self, tab: Tab, *, heartbeats: bool = True, timeout: float = 600) -> Tab:
         """Connect, subscribe, and return once the subscription has been handled (its pong came back)."""
+        await self.connect(tab)
+        await self.subscribe(tab, heartbeats=heartbeats, timeout=timeout)
+        return tab
+
+    async def connect(self, tab: Tab) -> Tab:
+        """Open the tab's socket (signed in), as the page does on load."""
         headers = {"Cookie": cookie_header(self.cookies, tab.user), "Origin": tab.base}
         tab.ws = await self.session.ws_connect(
             tab.base.replace("http://", "ws://", 1) + "/ws/portal/", headers=headers, autoping=True,
             heartbeat=None, max_msg_size=0, timeout=self.aiohttp.ClientWSTimeout(ws_close=5),
         )  # fmt: skip
         tab.tasks.append(asyncio.ensure_future(self._read(tab)))
+        return tab
+
+    async def subscribe(self, tab: Tab, *, heartbeats: bool = True, timeout: float = 600) -> Tab:
+        """Say what the tab shows; return once the server has handled it (the heartbeat after it is answered)."""
         await tab.ws.send_str(subscription(tab))
         await tab.ws.send_str(HEARTBEAT)
         await asyncio.wait_for(tab.pong.wait(), timeout)
@@ -323,21 +333,25 @@ def tab_plan(count: int, bases: list[str], rows: dict) -> list[Tab]:
     return tabs
 
 
-async def open_all(browser: Browser, tabs: list[Tab]) -> float:
+async def open_all(browser: Browser, tabs: list[Tab]) -> tuple[float, float]:
+    """Open every tab's socket at once, then subscribe them all at once: (seconds to connect, to subscribe)."""
     started = time.monotonic()
-    await asyncio.gather(*(browser.open(tab) for tab in tabs))
-    return time.monotonic() - started
+    await asyncio.gather(*(browser.connect(tab) for tab in tabs))
+    connected = time.monotonic()
+    await asyncio.gather(*(browser.subscribe(tab) for tab in tabs))
+    return connected - started, time.monotonic() - connected
 
 
 async def subscribe_one(browser: Browser, bases: list[str], rows: dict) -> dict[str, list[float]]:
-    """One tab alone, opened, subscribed and closed, again and again (after a warm-up on each process)."""
+    """One tab alone, opened, subscribed (timed) and closed, again and again (after a warm-up on each process)."""
     samples: dict[str, list[float]] = {"lead": [], "nurse": []}
     for n in range(1 + SUBSCRIBE_ONE_SAMPLES):
         for base in bases if n == 0 else [bases[n % len(bases)]]:
             for user in samples:
                 tab = Tab(0, user, base, rows[user])
+                await browser.connect(tab)
                 started = time.monotonic()
-                await browser.open(tab, heartbeats=False)
+                await browser.subscribe(tab, heartbeats=False)
                 elapsed = time.monotonic() - started
                 await browser.close([tab])
                 if n:
@@ -419,6 +433,7 @@ class Run:
     tabs: int
     rate: float
     subscribe_s: float
+    connect_s: float = 0.0
     messages: int = 0
     latencies_ms: list = field(default_factory=list)  # one per (message, tab) pair; inf = lost
     late: int = 0
@@ -479,7 +494,7 @@ async def run_one(
             break
         await asyncio.sleep(0.5)
     await browser.quiet()
-    result = Run(len(tabs), rate, ctx["subscribe_s"], messages=count)
+    result = Run(len(tabs), rate, ctx["subscribe_s"], connect_s=ctx["connect_s"], messages=count)
     result.web_cpu = cpu_seconds(ctx["web_pids"]) - cpu_web
     result.worker_cpu = cpu_seconds(ctx["worker_pids"]) - cpu_worker
     result.client_cpu = time.process_time() - cpu_client
@@ -531,7 +546,7 @@ async def measure(ctx: dict) -> dict:
         print("== warm-up: 2 tabs, a few SMS through each web process (not counted)", flush=True)
         tabs = tab_plan(2, ctx["bases"], rows)
         await open_all(browser, tabs)
-        ctx["subscribe_s"] = 0.0
+        ctx["subscribe_s"] = ctx["connect_s"] = 0.0
         await run_one(browser, tabs, 2.0, run=f"{ctx['tag']}w", ctx=ctx, seconds=3)
         await browser.close(tabs)
         plan = [(BASELINE[0], [BASELINE[1]])]
@@ -542,8 +557,11 @@ async def measure(ctx: dict) -> dict:
             rows = ctx["read_rows"]()
             tabs = tab_plan(number, ctx["bases"], rows)
             print(f"== {number} tabs: opening and subscribing (load: {services.load()})", flush=True)
-            ctx["subscribe_s"] = await open_all(browser, tabs)
-            print(f"   subscribed in {ctx['subscribe_s']:.2f} s", flush=True)
+            ctx["connect_s"], ctx["subscribe_s"] = await open_all(browser, tabs)
+            print(
+                f"   connected in {ctx['connect_s']:.2f} s, subscribed in {ctx['subscribe_s']:.2f} s",
+                flush=True,
+            )
             await browser.quiet()
             for rate in rates:
                 run = f"{ctx['tag']}{len(runs)}"
@@ -648,7 +666,11 @@ def report(results: dict, ctx: dict, started: float) -> str:
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             *rows,
             "",
-            f"Subscribe: {most} tabs at once in {subscribe:.2f} s; one tab alone {one_s * 1000:.0f} ms (median of "
+            f"Opening {most} sockets at once (WebSocket handshake, session and sign-in): "
+            f"{biggest.connect_s if biggest else math.nan:.2f} s, before they subscribe.",
+            "",
+            f"Subscribe (each open socket says what its tab shows; until every one is handled): {most} tabs at once in "
+            f"{subscribe:.2f} s; one tab alone {one_s * 1000:.0f} ms (median of "
             f"{SUBSCRIBE_ONE_SAMPLES}: lead {statistics.median(one['lead']) * 1000:.0f} ms, nurse "
             f"{statistics.median(one['nurse']) * 1000:.0f} ms; their mean); subscribe({most}) / subscribe(1) = "
             f"**{subscribe / one_s:.1f}** (target ≤ {TARGETS['subscribe']:g} at 150 tabs).",
