@@ -17,3 +17,12 @@ class ReplyNotAllowed(InboxError):
 
 class NotPermitted(InboxError):
     pass
+
+
+class ConversationChanged(ReplyNotAllowed):
+    """Others wrote in or changed the communication since the writer last saw it: nothing was sent. ``changes`` is
+    what changed (``inbox.selectors.ChangesSince``), for the writer to review before sending anyway."""
+
+    def __init__(self, changes):
+        super().__init__("Someone else changed this conversation while you were writing. Nothing was sent.")
+        self.changes = changes

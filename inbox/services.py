@@ -15,10 +15,10 @@ from careportal.access import can_view_communication, can_view_patient
 from careportal.models import Contact, ContactKind, Document, Patient, PatientContactMethod
 
 from . import audit, events, notifications, uploads
-from .errors import NotPermitted, ReplyNotAllowed
+from .errors import ConversationChanged, NotPermitted, ReplyNotAllowed
 from .models import Attachment, Channel, Communication, Message, SendingLine
 from .sanitize import clean_html, html_to_text, text_to_html
-from .selectors import assignee_candidates, can_send_from_line, normalize_phone
+from .selectors import assignee_candidates, can_send_from_line, changes_since, normalize_phone
 
 Action = audit.Action
 PREVIEW_LENGTH = 200
@@ -173,17 +173,42 @@ def _check_can_reply(communication: Communication, content: ReplyContent) -> Non
             )
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the writer saw of the communication when they wrote: its newest message, status and assignee."""
+
+    last_message_id: int | None
+    status: str = ""
+    assignee_id: int | None = None
+
+
 @transaction.atomic(durable=True)
 def send_reply(
-    *, user, communication: Communication, content: ReplyContent, close: bool = True, request=None
+    *,
+    user,
+    communication: Communication,
+    content: ReplyContent,
+    close: bool = True,
+    seen: Seen | None = None,
+    request=None,
 ) -> Message:
     """Send a reply: stores the outbound message, hands delivery to Celery after commit.
 
-    "Send and Close" is the default (``close=True``); "Send and keep Open" leaves the status alone.
-    Refused on an Unrecognized communication: it must be linked to a patient first.
+    "Send and Close" is the default (``close=True``); "Send and keep Open" leaves it Open (reopening it if it was
+    Closed). Refused on an Unrecognized communication: it must be linked to a patient first. No overlapping replies:
+    with ``seen``, the send is refused (``ConversationChanged``, nothing sent) when others wrote in or changed the
+    communication since — checked under the communication's lock, so of two writers who saw the same state and
+    send at once, exactly one reply goes out.
     """
     _require_visible(user, communication)
     communication = _lock(communication)
+    if seen is not None:
+        changes = changes_since(
+            user=user, communication=communication, last_message_id=seen.last_message_id, status=seen.status,
+            assignee_id=seen.assignee_id,
+        )  # fmt: skip
+        if changes:
+            raise ConversationChanged(changes)
     _check_line_allowed(user, communication, content)
     _check_can_reply(communication, content)
     message = _create_outbound(user=user, communication=communication, content=content)
@@ -191,7 +216,9 @@ def send_reply(
     if content.sending_line and communication.channel == Channel.SMS and not communication.sending_line_id:
         communication.sending_line = content.sending_line
         fields.append("sending_line")
-    status_fields = _change_status(communication, Communication.Status.CLOSED) if close else []
+    status_fields = _change_status(
+        communication, Communication.Status.CLOSED if close else Communication.Status.OPEN
+    )
     communication.save(update_fields=[*fields, *status_fields, "updated_at"])
     audit.record(
         actor=user,
@@ -384,7 +411,9 @@ def start_communication(
     _check_can_reply(communication, content)
     message = _create_outbound(user=user, communication=communication, content=content)
     fields = _touch_last_message(communication, message)
-    status_fields = _change_status(communication, Communication.Status.CLOSED) if close else []
+    status_fields = _change_status(
+        communication, Communication.Status.CLOSED if close else Communication.Status.OPEN
+    )
     communication.save(update_fields=[*fields, *status_fields, "updated_at"])
     audit.record(
         actor=user, action=Action.MESSAGE_SENT, request=request, communication=communication, obj=message

@@ -1,6 +1,7 @@
 """Shared test set-up: a published configuration and a few named people used by every test module.
 
 - ``nurse``: a care-team nurse (Inbox + Inbox Care Team) on ``patient``'s care team, its primary contact.
+- ``colleague``: Cara, a second nurse on ``patient``'s care team (not the primary contact).
 - ``other_nurse``: same role, on nobody's care team (the "nurse off the team").
 - ``lead``: a team lead whose role holds Inbox Full Patient.
 - ``outsider``: a user whose role has no Inbox and who is on no care team.
@@ -151,6 +152,14 @@ def patient(db):
 def nurse(published_config, patient):
     user = UserFactory(username="nurse", first_name="Nora", last_name="Nurse", role="care-nurse")
     CareTeamMemberFactory(patient=patient, user=user, is_primary_contact=True)
+    return user
+
+
+@pytest.fixture
+def colleague(published_config, patient):
+    """Cara, a second nurse on Maria's care team (she sees Maria; she is not the primary contact)."""
+    user = UserFactory(username="cara", first_name="Cara", last_name="Colleague", role="care-nurse")
+    CareTeamMemberFactory(patient=patient, user=user)
     return user
 
 

@@ -21,14 +21,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from designer.placeholders import fill
 from designer.selectors import published_templates
-from inbox.errors import InboxError
+from inbox.errors import ConversationChanged, InboxError
 from inbox.folders import Folder, InboxKind
 from inbox.models import Attachment, Channel, Communication
 from inbox.sanitize import clean_html
 from inbox.selectors import (
     active_sending_lines,
     assignee_candidates,
-    changes_since,
     communication_for,
     conversation_messages,
     folder_counts,
@@ -38,6 +37,7 @@ from inbox.selectors import (
 )
 from inbox.services import (
     ALLOWED_UPLOAD_TYPES,
+    Seen,
     assign,
     documents_for_reply,
     link_to_patient,
@@ -375,23 +375,24 @@ def communication_messages(request, pk: int):
 def communication_reply(request, pk: int):
     """Send from the reply box: "Send and Close" by default, "Send and keep Open" when that button is pressed.
 
-    Collision guard: the form carries what the user saw (newest message, status, assignee — kept current by the
-    real-time push); when someone else wrote or changed it since, nothing is sent and the answer (409) shows what
-    changed, with "Send anyway" (the same send with ``override``). The draft stays in the box."""
+    Collision guard: the form carries what the user saw (newest message, status, assignee — as they were when the
+    draft was begun, ``static/js/realtime.js``); when someone else wrote or changed it since, the service sends
+    nothing and the answer (409) shows what changed, with "Send anyway" (the same send with ``override``). The
+    draft stays in the box."""
     current = communication_for(user=request.user, pk=pk)
     form = ReplyForm(request.POST, request.FILES, communication=current, user=request.user)
     if form.is_valid():
-        collision = _collision(request, current)
-        if collision is not None:
-            return collision
         try:
             send_reply(
                 user=request.user,
                 communication=current,
                 content=form.reply_content(),
                 close=form.cleaned_data["close"],
+                seen=_seen(request),
                 request=request,
             )
+        except ConversationChanged as changed_since:
+            return _collision(request, communication_for(user=request.user, pk=pk), changed_since.changes)
         except InboxError as error:
             message = str(error)
         else:
@@ -520,23 +521,23 @@ def communication_link(request, pk: int):
     return changed(response, current)
 
 
-def _collision(request, communication: Communication):
-    """The 409 answer when others changed the communication since the user last saw it, else ``None``.
-
-    Only a form that says what it saw is checked (every reply box does; an older page or a script without the
-    fields is not), and ``override`` is the user's "Send anyway"."""
+def _seen(request) -> Seen | None:
+    """What the reply form says the user saw (every reply box sends it; an older page or a script without the
+    fields is not checked), unless the user chose "Send anyway" (``override``) after seeing the changes."""
     data = request.POST
     if "seen_message_id" not in data or data.get("override") == "1":
         return None
-    changes = changes_since(
-        user=request.user,
-        communication=communication,
+    return Seen(
         last_message_id=int_or_none(data.get("seen_message_id")),
         status=data.get("seen_status", ""),
         assignee_id=int_or_none(data.get("seen_assignee")),
     )
-    if not changes:
-        return None
+
+
+def _collision(request, communication: Communication, changes):
+    """The 409 answer when others changed the communication since the user last saw it: what changed, with "Send
+    anyway"; the draft stays in the box."""
+    data = request.POST
     if not is_partial(request):
         messages.warning(
             request, "Someone else changed this conversation while you were writing. Nothing was sent."

@@ -193,20 +193,9 @@ def pending_raw(pg_url: str) -> tuple[int, int]:
 
 
 def cpu_seconds(leaders: list[int]) -> float:
-    """User + system CPU seconds (with reaped children) of these app processes' sessions (as bench_ingest.py)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # fields[1] = ppid, [3] = session, [11..14] = utime, stime, cutime, cstime
-            pid, ppid, session = int(entry), int(fields[1]), int(fields[3])
-            if pid in leaders or ppid in leaders or session in leaders:
-                total += sum(int(f) for f in fields[11:15]) / tick
-    return total
+    """User + system CPU seconds (with reaped children) of these app processes' sessions."""
+    stats = services.process_cpu()
+    return sum(services.group_cpu(stats, leader) for leader in leaders)
 
 
 # --- Tabs ----------------------------------------------------------------------------------------------------------

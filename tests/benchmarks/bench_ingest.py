@@ -139,24 +139,8 @@ def cpu_seconds(groups: dict[str, int | None]) -> dict[str, float]:
     """CPU seconds (user + system, with reaped children) used so far by each named process group: an app process's
     session (it and its children, e.g. the worker's pool), or a server and its children (PostgreSQL's backends), and
     this process (the benchmark's clients)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # fields[1] = ppid, [3] = session, [11..14] = utime, stime, cutime, cstime
-            stats[int(entry)] = (int(fields[1]), int(fields[3]), sum(int(f) for f in fields[11:15]) / tick)
-    used = {}
-    for name, leader in groups.items():
-        if leader is not None:
-            used[name] = sum(
-                cpu
-                for pid, (ppid, session, cpu) in stats.items()
-                if pid == leader or ppid == leader or session == leader
-            )
+    stats = services.process_cpu()
+    used = {name: services.group_cpu(stats, leader) for name, leader in groups.items() if leader is not None}
     used["benchmark clients"] = time.process_time()
     return used
 

@@ -314,6 +314,27 @@ def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def process_cpu() -> dict[int, tuple[int, int, float]]:
+    """Every process's parent, session and CPU seconds so far (user + system, with reaped children), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # fields[1] = ppid, [3] = session, [11..14] = utime, stime, cutime, cstime
+            stats[int(entry)] = (int(fields[1]), int(fields[3]), sum(int(f) for f in fields[11:15]) / tick)
+    return stats
+
+
+def group_cpu(stats: dict[int, tuple[int, int, float]], leader: int) -> float:
+    """CPU seconds of a process group: the leader, its children and its session (an app process started by
+    ``AppProcess`` is its own session; a server's backends are its children)."""
+    return sum(cpu for pid, (ppid, session, cpu) in stats.items() if leader in (pid, ppid, session))
+
+
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]

@@ -9,25 +9,16 @@ from adminportal.models import FeatureSetting
 from careportal.models import CareTeamMember
 from inbox.models import Channel, Message, Notification
 from tests.factories import (
-    CareTeamMemberFactory,
     CommunicationFactory,
     FeatureSettingFactory,
     MessageFactory,
     NotificationFactory,
     UnrecognizedCommunicationFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
 
 HX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def colleague(published_config, patient):
-    user = UserFactory(username="cara", first_name="Cara", last_name="Colleague", role="care-nurse")
-    CareTeamMemberFactory(patient=patient, user=user)
-    return user
 
 
 @pytest.fixture

@@ -11,16 +11,9 @@ from inbox.folders import Folder
 from inbox.models import Communication, Message
 from inbox.services import ReplyContent, assign, send_reply, set_status
 from tests.careportal.realtime_support import HX, element, folder_url
-from tests.factories import CareTeamMemberFactory, CommunicationFactory, MessageFactory, UserFactory
+from tests.factories import CommunicationFactory, MessageFactory
 
 DRAFT = "Take half a tablet tonight and call us tomorrow."
-
-
-@pytest.fixture
-def colleague(published_config, patient):
-    user = UserFactory(username="colleague", first_name="Cara", last_name="Colleague", role="care-nurse")
-    CareTeamMemberFactory(patient=patient, user=user)
-    return user
 
 
 @pytest.fixture

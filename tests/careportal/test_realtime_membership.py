@@ -31,7 +31,6 @@ from tests.careportal.realtime_support import (
     upserted,
 )
 from tests.factories import (
-    CareTeamMemberFactory,
     CommunicationFactory,
     MessageFactory,
     PatientContactMethodFactory,
@@ -43,13 +42,6 @@ from tests.inbox.ingest_support import receive_sms
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NOW = timezone.now()
-
-
-@pytest.fixture
-def colleague(published_config, patient):
-    user = UserFactory(username="colleague", first_name="Cara", last_name="Colleague", role="care-nurse")
-    CareTeamMemberFactory(patient=patient, user=user)
-    return user
 
 
 def conversation(patient, *, minutes_ago: int, **fields) -> Communication:

@@ -24,7 +24,7 @@ from tests.careportal.realtime_support import (
     run,
     session_cookie,
 )
-from tests.factories import CareTeamMemberFactory, CommunicationFactory, MessageFactory, UserFactory
+from tests.factories import CommunicationFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,13 +42,6 @@ def communication(patient, nurse):
     communication = CommunicationFactory(patient=patient, status=Communication.Status.OPEN)
     MessageFactory(communication=communication, body_text="I feel dizzy since this morning.")
     return communication
-
-
-@pytest.fixture
-def colleague(published_config, patient):
-    user = UserFactory(username="cara", first_name="Cara", last_name="Colleague", role="care-nurse")
-    CareTeamMemberFactory(patient=patient, user=user)
-    return user
 
 
 async def ready(cookie: str):

@@ -19,17 +19,10 @@ from tests.careportal.realtime_support import (
     subscribe,
     subscription,
 )
-from tests.factories import CareTeamMemberFactory, CommunicationFactory, MessageFactory, UserFactory
+from tests.factories import CommunicationFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HEARTBEAT = json.dumps({"type": "heartbeat"})
-
-
-@pytest.fixture
-def colleague(published_config, patient):
-    user = UserFactory(username="colleague", first_name="Cara", last_name="Colleague", role="care-nurse")
-    CareTeamMemberFactory(patient=patient, user=user)
-    return user
 
 
 @pytest.fixture

@@ -28,12 +28,10 @@ from tests.careportal.realtime_support import (
     subscription,
 )
 from tests.factories import (
-    CareTeamMemberFactory,
     CommunicationFactory,
     MessageFactory,
     PatientFactory,
     UnrecognizedCommunicationFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,14 +42,6 @@ def communication(patient, nurse):
     communication = CommunicationFactory(patient=patient, status=Communication.Status.OPEN)
     MessageFactory(communication=communication, body_text="I feel dizzy since this morning.")
     return communication
-
-
-@pytest.fixture
-def colleague(published_config, patient):
-    """A second nurse on Maria's care team (she sees Maria; she is not the primary contact)."""
-    user = UserFactory(username="colleague", first_name="Cara", last_name="Colleague", role="care-nurse")
-    CareTeamMemberFactory(patient=patient, user=user)
-    return user
 
 
 def directed(communication):

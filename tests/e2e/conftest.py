@@ -75,14 +75,19 @@ def screenshot(page):
     return take
 
 
+def sign_in_at(page, base_url: str, username: str, password: str = "correct-horse-battery") -> None:
+    """Sign ``page`` in through the sign-in form of the server at ``base_url``."""
+    page.goto(f"{base_url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base_url}/")
+
+
 @pytest.fixture
 def sign_in(page, live_server):
     def do(username: str, password: str = "correct-horse-battery"):
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{live_server.url}/")
+        sign_in_at(page, live_server.url, username, password)
 
     return do
 

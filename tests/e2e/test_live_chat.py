@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from careportal import chat, presence
 from inbox.models import Channel, Communication, Message, RawInbound
-from tests.e2e.conftest import on_server
+from tests.e2e.conftest import on_server, sign_in_at
 from tests.factories import FeatureSettingFactory, PatientContactMethodFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,11 +65,7 @@ def test_patient_and_nurse_chat_in_real_time(
     staff = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
     nurse_page = staff.new_page()
     nurse_page.set_default_timeout(TIMEOUT)
-    nurse_page.goto(f"{asgi_server.url}/accounts/login/")
-    nurse_page.get_by_label("Username").fill("nurse")
-    nurse_page.get_by_label("Password").fill("correct-horse-battery")
-    nurse_page.get_by_role("button", name="Sign in").click()
-    nurse_page.wait_for_url(f"{asgi_server.url}/")
+    sign_in_at(nurse_page, asgi_server.url, "nurse")
     nurse_page.goto(f"{asgi_server.url}/inbox/c/{conversation.pk}/")
     expect(nurse_page.get_by_role("log", name="Messages")).to_contain_text("my knee is swollen again")
 

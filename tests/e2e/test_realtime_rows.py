@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from inbox import events
 from inbox.models import Communication
-from tests.e2e.conftest import on_server
+from tests.e2e.conftest import on_server, sign_in_at
 from tests.factories import CommunicationFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,11 +57,7 @@ def test_rows_go_to_their_place_whatever_order_their_hints_arrive_in(
         for minutes, text in ((60, "Thank you, see you Monday"), (90, "Is the clinic open on Friday?"),
                               (120, "My prescription ran out"), (150, "Can I reschedule?"))
     )  # fmt: skip
-    page.goto(f"{asgi_server.url}/accounts/login/")
-    page.get_by_label("Username").fill("nurse")
-    page.get_by_label("Password").fill("correct-horse-battery")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{asgi_server.url}/")
+    sign_in_at(page, asgi_server.url, "nurse")
     page.goto(f"{asgi_server.url}/inbox/care-team/directed/")
     expect(page.locator("#inbox-rows > [data-row]")).to_have_count(4)
     assert row_ids(page) == [first.pk, second.pk, third.pk, fourth.pk]

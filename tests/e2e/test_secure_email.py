@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from inbox.models import Communication, Message
 from inbox.services import ReplyContent, send_reply
-from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.conftest import SCREENSHOTS, sign_in_at
 from tests.factories import CommunicationFactory, DocumentFactory, MessageFactory, PatientContactMethodFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -123,11 +123,7 @@ def test_patient_reads_a_secure_message_with_a_one_time_code_and_replies(
     staff = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US")
     try:
         inbox = staff.new_page()
-        inbox.goto(f"{live_server.url}/accounts/login/")
-        inbox.get_by_label("Username").fill("nurse")
-        inbox.get_by_label("Password").fill("correct-horse-battery")
-        inbox.get_by_role("button", name="Sign in").click()
-        inbox.wait_for_url(f"{live_server.url}/")
+        sign_in_at(inbox, live_server.url, "nurse")
         inbox.goto(f"{live_server.url}/inbox/my/assigned/?c={lab_results.pk}")
         received = inbox.get_by_role("log", name="Messages").locator(f"#message-{reply.pk}")
         expect(received).to_contain_text("Should I keep taking the iron tablets?")

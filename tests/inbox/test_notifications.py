@@ -12,7 +12,6 @@ from inbox.notifications import mentions_in, notifications_for, unread_count
 from inbox.services import ReplyContent, add_internal_note, assign, send_reply
 from tests.careportal.secure_support import secure_conversation, url, verify
 from tests.factories import (
-    CareTeamMemberFactory,
     ChatCommunicationFactory,
     CommunicationFactory,
     MessageFactory,
@@ -20,7 +19,6 @@ from tests.factories import (
     PatientFactory,
     SendingLineFactory,
     UnrecognizedCommunicationFactory,
-    UserFactory,
 )
 from tests.inbox.ingest_support import (  # noqa: F401  (eager_celery, hook_secrets: autouse fixtures)
     eager_celery,
@@ -31,14 +29,6 @@ from tests.inbox.ingest_support import (  # noqa: F401  (eager_celery, hook_secr
 pytestmark = pytest.mark.django_db
 
 MARIA = "+15550102030"
-
-
-@pytest.fixture
-def colleague(published_config, patient):
-    """A second nurse on Maria's care team (not primary contact)."""
-    user = UserFactory(username="cara", first_name="Cara", last_name="Colleague", role="care-nurse")
-    CareTeamMemberFactory(patient=patient, user=user)
-    return user
 
 
 @pytest.fixture

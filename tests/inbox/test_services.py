@@ -1,15 +1,19 @@
 """Services that change a communication: send, status, assign, link, start — each rule pinned."""
 
+import threading
+
 import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
 from inbox.delivery import LocmemSmsBackend
-from inbox.errors import NotPermitted, ReplyNotAllowed
+from inbox.errors import ConversationChanged, NotPermitted, ReplyNotAllowed
 from inbox.models import AuditEvent, Channel, Communication, Message
 from inbox.selectors import assignee_candidates
 from inbox.services import (
     ReplyContent,
+    Seen,
     apply_inbound,
     assign,
     link_to_patient,
@@ -79,6 +83,63 @@ def test_send_and_keep_open_leaves_it_open(nurse, email_comm):
     send_reply(user=nurse, communication=email_comm, content=ReplyContent(body="Will check."), close=False)
     email_comm.refresh_from_db()
     assert email_comm.status == Communication.Status.OPEN
+
+
+def test_send_and_keep_open_reopens_a_closed_communication(nurse, email_comm):
+    set_status(user=nurse, communication=email_comm, status=Communication.Status.CLOSED)
+    send_reply(
+        user=nurse, communication=email_comm, content=ReplyContent(body="One more thing."), close=False
+    )
+    email_comm.refresh_from_db()
+    assert email_comm.status == Communication.Status.OPEN
+    assert AuditEvent.objects.filter(
+        communication=email_comm, action=AuditEvent.Action.STATUS_CHANGED, detail__via="send"
+    ).exists()
+
+
+def test_a_send_from_a_stale_view_is_refused_and_sends_nothing(nurse, colleague, email_comm):
+    seen = Seen(last_message_id=email_comm.messages.get().pk, status=email_comm.status, assignee_id=None)
+    colleague_reply = send_reply(
+        user=colleague, communication=email_comm, content=ReplyContent(body="Yes, come in at 3."), seen=seen
+    )
+    with pytest.raises(ConversationChanged) as refused:
+        send_reply(user=nurse, communication=email_comm, content=ReplyContent(body="Come at 4."), seen=seen)
+    assert refused.value.changes.messages == [colleague_reply]
+    assert refused.value.changes.status == Communication.Status.CLOSED  # Cara's Send and Close
+    assert not Message.objects.filter(communication=email_comm, author=nurse).exists()
+    assert len(mail.outbox) == 1  # only Cara's reply went out
+    # Having seen the change, the nurse sends: nothing is in the way any more.
+    now = Seen(last_message_id=colleague_reply.pk, status=Communication.Status.CLOSED, assignee_id=None)
+    send_reply(user=nurse, communication=email_comm, content=ReplyContent(body="Come at 4."), seen=now)
+    assert Message.objects.filter(communication=email_comm, author=nurse).count() == 1
+
+
+def test_two_writers_who_saw_the_same_state_sending_at_once_send_one_reply(nurse, colleague, email_comm):
+    """The check runs under the communication's lock: the second send waits for the first, then sees it."""
+    seen = Seen(last_message_id=email_comm.messages.get().pk, status=email_comm.status, assignee_id=None)
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def write(user, body):
+        start.wait()
+        try:
+            send_reply(user=user, communication=email_comm, content=ReplyContent(body=body), seen=seen)
+            outcomes.append("sent")
+        except ConversationChanged:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    writers = [
+        threading.Thread(target=write, args=(user, f"Reply from {user.username}"))
+        for user in (nurse, colleague)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=30)
+    assert sorted(outcomes) == ["refused", "sent"]
+    assert Message.objects.filter(communication=email_comm, direction=Message.Direction.OUTBOUND).count() == 1
 
 
 def test_reply_on_unrecognized_is_refused_and_changes_nothing(lead):
