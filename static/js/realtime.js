@@ -261,6 +261,52 @@
 
   // --- Collision guard ----------------------------------------------------------------------------------------
 
+  // The reply form tells the server what the writer saw: the newest message (#seen-message-id) and the status and
+  // assignee (the header's hidden inputs). Pushes keep those current, which is right while the box is empty. Once a
+  // draft is begun, the form sends what was current when it was begun: a colleague's reply that appears while one
+  // writes has not been read, whatever the screen shows, and the server holds the send with what changed. The
+  // baseline moves on when the box is emptied, and once the writer has been shown the changes (the 409 warning).
+  const SEEN_FIELDS = ["seen_message_id", "seen_status", "seen_assignee"];
+  let baseline = null; // { form, values } for the draft in the page's reply form
+
+  function seenNow() {
+    const values = {};
+    SEEN_FIELDS.forEach((name) => {
+      const input = document.querySelector(`input[name="${name}"][form="reply-form"]`);
+      if (input) values[name] = input.value;
+    });
+    return values;
+  }
+
+  function draftOf(form) {
+    const editor = form.querySelector("[data-editor]");
+    if (!editor) return "";
+    return (editor.matches("textarea, input") ? editor.value : editor.textContent).trim();
+  }
+
+  document.addEventListener("input", (event) => {
+    const form = event.target instanceof Element && event.target.closest("#reply-form");
+    if (!form) return;
+    if (!draftOf(form)) baseline = null;
+    else if (!baseline || baseline.form !== form) baseline = { form, values: seenNow() };
+  });
+
+  document.addEventListener("htmx:configRequest", (event) => {
+    const form = event.detail.elt;
+    if (!(form instanceof Element) || form.id !== "reply-form" || !baseline || baseline.form !== form) return;
+    Object.entries(baseline.values).forEach(([name, value]) => {
+      event.detail.parameters[name] = value;
+    });
+  });
+
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = event.detail.elt;
+    if (!(form instanceof Element) || form.id !== "reply-form" || !event.detail.xhr) return;
+    // Shown what changed (409): from now on the writer has seen it. Sent: a new box, a new draft.
+    if (event.detail.xhr.status === 409) baseline = { form, values: seenNow() };
+    else if (event.detail.successful) baseline = null;
+  });
+
   document.addEventListener("click", (event) => {
     if (!event.target.closest("[data-dismiss-collision]")) return;
     const warning = document.getElementById("reply-collision");

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from inbox.models import Channel, Message
 from inbox.services import ReplyContent, send_reply
-from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.conftest import SCREENSHOTS, sign_in_at
 from tests.factories import (
     CareTeamMemberFactory,
     CommunicationFactory,
@@ -78,3 +78,67 @@ def test_a_colleagues_reply_while_writing_is_shown_before_the_send_goes(
     expect(page.locator("#messages")).to_contain_text(DRAFT)
     expect(page.get_by_test_id("collision")).to_have_count(0)
     assert Message.objects.get(communication=sms, author=nurse).body_text == DRAFT
+
+
+def guarded(browser, problems: list[str]):
+    """A page on its own context that records console errors but the 409 this flow causes on purpose."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(msg.text) if msg.type == "error" and "status of 409" not in msg.text else None
+        ),
+    )
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    return context, page
+
+
+def test_a_reply_that_arrived_live_while_writing_still_holds_the_send(
+    asgi_server, shared_sqlite, browser, nurse, lead, patient
+):
+    """The lead's reply appears on the nurse's screen while she writes: having appeared is not having been read.
+    Her Send is held with what changed; "Send anyway" then sends it."""
+    sms = CommunicationFactory(
+        patient=patient, channel=Channel.SMS, assignee=nurse, counterpart="+15550102030",
+        sending_line=SendingLineFactory(number="+15550100001", label="Main clinic"),
+    )  # fmt: skip
+    MessageFactory(communication=sms, body_text="Can I take it with food?", sender_name="Maria Lopez")
+    problems: list[str] = []
+    contexts = []
+    try:
+        (nurse_context, nurse_page), (lead_context, lead_page) = (
+            guarded(browser, problems),
+            guarded(browser, problems),
+        )
+        contexts += [nurse_context, lead_context]
+        for page, username, folder in (
+            (nurse_page, "nurse", "my/assigned"),
+            (lead_page, "lead", "all-patients/directed"),
+        ):
+            sign_in_at(page, asgi_server.url, username)
+            page.goto(f"{asgi_server.url}/inbox/{folder}/?c={sms.pk}")
+            expect(page.locator("#messages")).to_contain_text("Can I take it with food?")
+        expect(nurse_page.get_by_test_id("presence")).to_contain_text("Lena Lead")  # both sockets are live
+
+        nurse_page.locator("#reply-box textarea").fill(DRAFT)
+        lead_page.locator("#reply-box textarea").fill("Yes, with food is fine.")
+        lead_page.get_by_role("button", name="Send and Close").click()
+        expect(nurse_page.locator("#messages")).to_contain_text(
+            "Yes, with food is fine."
+        )  # live, on her screen
+
+        nurse_page.get_by_role("button", name="Send and Close").click()
+        warning = nurse_page.get_by_test_id("collision")
+        expect(warning).to_contain_text("Yes, with food is fine.")
+        expect(nurse_page.locator("#reply-box textarea")).to_have_value(DRAFT)
+        assert not Message.objects.filter(communication=sms, author=nurse).exists()
+
+        nurse_page.get_by_test_id("send-anyway").click()
+        expect(nurse_page.locator("#messages")).to_contain_text(DRAFT)
+        assert Message.objects.get(communication=sms, author=nurse).body_text == DRAFT
+    finally:
+        for context in contexts:
+            context.close()
+    assert not problems, "Browser reported errors:\n" + "\n".join(problems)
