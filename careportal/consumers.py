@@ -124,7 +124,7 @@ class PortalConsumer(AsyncWebsocketConsumer):
     async def _subscribe(self, payload: dict) -> None:
         async with self.lock:
             previous = self.subscription
-            found = await in_pool(live.subscribed)(self.user_id, payload, previous)
+            found = await self.hub.subscribe(self, payload)
             if found is None:
                 await self.close(code=CLOSE_NOT_ALLOWED)
                 return

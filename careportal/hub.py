@@ -84,6 +84,8 @@ class Hub:
         self.counts_at: dict[tuple, float] = {}
         self.counts_timers: dict[tuple, asyncio.TimerHandle] = {}
         self.wake = asyncio.Event()
+        self.subscriptions: list[tuple[object, dict, asyncio.Future]] = []  # waiting to be read together
+        self.subscriptions_wake = asyncio.Event()
         self.lock = asyncio.Lock()  # start, stop, joins and leaves
         self.tasks: list[asyncio.Task] = []
         self.batches = 0  # how many batches were rendered (tests read it)
@@ -110,6 +112,14 @@ class Hub:
             if not self.tabs:
                 await self._stop()
 
+    async def subscribe(self, tab, payload: dict) -> "live.Subscribed | None":
+        """What the tab's (re)subscription means (``live.subscribed_together``), read together with every other
+        subscription that arrives meanwhile: a burst of tabs costs a few queries per user, not per tab."""
+        future = asyncio.get_running_loop().create_future()
+        self.subscriptions.append((tab, payload, future))
+        self.subscriptions_wake.set()
+        return await future
+
     def subscribed(self, tab) -> None:
         """The tab says what it shows now: bring its list up to date from when it was read."""
         if tab.subscription.state is not None and tab.subscription.listed_at is not None:
@@ -124,7 +134,8 @@ class Hub:
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(LIVE_GROUP, self.channel)
         loop = asyncio.get_running_loop()
-        self.tasks = [loop.create_task(work()) for work in (self._listen, self._work, self._refresh)]
+        work = (self._listen, self._work, self._read_subscriptions, self._refresh)
+        self.tasks = [loop.create_task(task()) for task in work]
 
     async def _stop(self) -> None:
         for task in self.tasks:
@@ -191,6 +202,26 @@ class Hub:
                     await self.layer.group_add(group, self.channel)
             except Exception:
                 logger.exception("could not join the real-time groups again")
+
+    async def _read_subscriptions(self) -> None:
+        while True:
+            await self.subscriptions_wake.wait()
+            self.subscriptions_wake.clear()
+            waiting, self.subscriptions = self.subscriptions, []
+            requests = [(tab.user_id, payload, tab.subscription) for tab, payload, _ in waiting]
+            try:
+                results = await in_pool(live.subscribed_together)(requests)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the socket closes abnormally; its page reconnects and re-fetches
+                results = [error] * len(waiting)
+            for (_, _, future), result in zip(waiting, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
     # --- Rendering and fan-out --------------------------------------------------------------------------------
 

@@ -138,48 +138,78 @@ def _key(value) -> str | None:
     return text if 0 < len(text) <= 32 and text.isalnum() else None
 
 
-def subscribe(user, payload: dict, previous: Subscription | None = None) -> Subscription:
-    """Read what the page says it shows, keeping only what the user may see.
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """What a page says it shows, parsed, before the access rule has checked any of it."""
 
-    ``payload``: ``HEADERS["HX-Current-URL"]`` (the page address, sent by the htmx ws extension), ``rows`` (ids of
-    the rows on screen), ``open`` (the open communication), ``last_message_id`` (its newest message shown) and
-    ``listed_at`` (when the server read the list on screen: changes since then are brought to the tab).
-    """
+    state: ListState | None
+    rows: tuple[int, ...]
+    open_id: int | None
+    last_message_id: int | None
+    listed_at: float | None
+    counts_key: str | None
+
+
+def _claim(user, payload: dict) -> Claim | None:
+    """``payload``: ``HEADERS["HX-Current-URL"]`` (the page address, sent by the htmx ws extension), ``rows`` (ids of
+    the rows on screen), ``open`` (the open communication), ``last_message_id`` (its newest message shown),
+    ``listed_at`` (when the server read the list on screen: changes since then are brought to the tab) and
+    ``counts`` (the fingerprint of the counts shown). None without the Inbox."""
     if not has_inbox(user):
-        return Subscription()
+        return None
     headers = payload.get("HEADERS") if isinstance(payload.get("HEADERS"), dict) else {}
     state = state_from_url(user, str(headers.get("HX-Current-URL", ""))[:4000])
-    visible = communications_visible_to(user)
-    row_ids = frozenset(
-        visible.filter(pk__in=_ints(payload.get("rows"), MAX_ROWS)).values_list("pk", flat=True)
-    )
     open_id = as_id(payload.get("open"))
-    opened = visible.filter(pk=open_id).values_list("is_unrecognized", flat=True).first() if open_id else None
-    if opened is None:
-        open_id = None
-    last_message_id = as_id(payload.get("last_message_id")) if open_id else None
+    return Claim(
+        state=state,
+        rows=tuple(_ints(payload.get("rows"), MAX_ROWS)),
+        open_id=open_id,
+        last_message_id=as_id(payload.get("last_message_id")) if open_id else None,
+        listed_at=_epoch(payload.get("listed_at")) if state is not None else None,
+        counts_key=_key(payload.get("counts")),
+    )
+
+
+def _subscription(
+    claim: Claim | None, visible: Mapping[int, bool], previous: Subscription | None
+) -> Subscription:
+    """The claim, keeping only what the user may see (``visible``: id → is Unrecognized, for the claimed ids the
+    access rule lets them see)."""
+    if claim is None:
+        return Subscription()
+    open_id = claim.open_id if claim.open_id in visible else None
     pending = {}
     if open_id:
         pending = dict(
             Message.objects.filter(
                 communication_id=open_id,
                 direction=Message.Direction.OUTBOUND,
-                pk__lte=last_message_id or 0,
+                pk__lte=claim.last_message_id or 0,
                 delivery_status__in=PENDING_DELIVERY,
             ).values_list("pk", "delivery_status")
         )
+    state = claim.state
     keep_shown = previous is not None and previous.open_id == open_id and previous.state == state
     return Subscription(
-        listed_at=_epoch(payload.get("listed_at")) if state is not None else None,
-        counts_key=_key(payload.get("counts")),
         state=state,
-        row_ids=row_ids,
+        row_ids=frozenset(pk for pk in claim.rows if pk in visible),
         open_id=open_id,
-        open_is_unrecognized=bool(opened),
-        last_message_id=last_message_id,
+        open_is_unrecognized=bool(visible.get(open_id)) if open_id else False,
+        last_message_id=claim.last_message_id if open_id else None,
         pending=pending,
         shown=previous.shown if keep_shown else {},
+        listed_at=claim.listed_at,
+        counts_key=claim.counts_key,
     )
+
+
+def _visible_among(user, claims) -> dict[int, bool]:
+    """Of every id the claims name (rows and open conversations), those the user may see: id → is Unrecognized.
+    One query for all of one user's claims."""
+    ids = {pk for claim in claims if claim is not None for pk in (*claim.rows, claim.open_id) if pk}
+    if not ids:
+        return {}
+    return dict(communications_visible_to(user).filter(pk__in=ids).values_list("pk", "is_unrecognized"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,14 +222,37 @@ class Subscribed:
     push: "Push"
 
 
-def subscribed(user_id: int, payload: dict, previous: Subscription) -> Subscribed | None:
-    """One read of the user for a whole (re)subscription (None: gone or inactive): ``subscribe``, the groups by the
-    access rule, and the open conversation's catch-up."""
-    user = load_user(user_id)
-    if user is None:
-        return None
-    subscription = subscribe(user, payload, previous)
-    return Subscribed(subscription, allowed_groups(user, subscription), _catch_up(user, subscription))
+def subscribed_together(requests: list[tuple[int, dict, Subscription]]) -> list[Subscribed | None]:
+    """(Re)subscriptions that arrived together — ``(user id, payload, previous subscription)`` each, in order —
+    handled together: every user read once (None for one gone or inactive), each user's claimed ids checked by the
+    access rule in one query, then each tab's groups and its open conversation's catch-up. A burst of tabs (a
+    reconnect after a deploy) costs a few queries per user, not per tab."""
+    users = {
+        user.pk: user
+        for user in get_user_model().objects.filter(
+            pk__in={user_id for user_id, _, _ in requests}, is_active=True
+        )
+    }
+    claims = [
+        _claim(users[user_id], payload) if user_id in users else None for user_id, payload, _ in requests
+    ]
+    visible = {
+        user_id: _visible_among(
+            user, [c for (uid, _, _), c in zip(requests, claims, strict=True) if uid == user_id]
+        )
+        for user_id, user in users.items()
+    }
+    results: list[Subscribed | None] = []
+    for (user_id, _, previous), claim in zip(requests, claims, strict=True):
+        user = users.get(user_id)
+        if user is None:
+            results.append(None)
+            continue
+        subscription = _subscription(claim, visible[user_id], previous)
+        # Its open conversation passed the access rule just now (``visible``): its group may be heard.
+        groups = {group_for_communication(subscription.open_id)} if subscription.open_id else set()
+        results.append(Subscribed(subscription, groups, _catch_up(user, subscription)))
+    return results
 
 
 def allowed_groups(user, subscription: Subscription) -> set[str]:
