@@ -11,7 +11,8 @@ Protocol (JSON text frames from the page, each with the ws extension's ``HEADERS
 "counts": "<fingerprint>"}`` whenever
 the page changes what it shows (the page address comes in ``HEADERS["HX-Current-URL"]``); ``{"type": "heartbeat"}``
 every ``LIVE_HEARTBEAT_SECONDS`` (answered with an HTML comment, so the page can tell a live socket from a dead one);
-``{"type": "typing", "communication": 12}`` at most every 3 s while the user types. The server sends only HTML
+``{"type": "typing", "communication": 12}`` at most every 3 s while the user types, and with ``"active": false``
+when the box is emptied. The server sends only HTML
 fragments marked ``hx-swap-oob``. Close codes: 4401 not signed in, 4403 user deactivated.
 """
 
@@ -27,7 +28,7 @@ from django.conf import settings
 from adminportal.idle import session_is_expired
 from inbox.events import group_for_communication
 
-from . import live
+from . import live, presence
 from .hub import hub, in_pool
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,13 @@ class PortalConsumer(AsyncWebsocketConsumer):
     async def _typing(self, payload: dict) -> None:
         communication_id = live.as_id(payload.get("communication"))
         if communication_id is None or communication_id != self.viewing:
+            return
+        if payload.get("active") is False:  # the box was emptied: "typing…" ends now
+            if self.typing_task is not None:
+                self.typing_task.cancel()
+            self.typed_at = 0.0
+            if await in_pool(presence.end_typing)(communication_id, user_id=self.user_id):
+                await self._announce_presence(communication_id)
             return
         if time.monotonic() - self.typed_at < TYPING_MIN_INTERVAL:  # the page sends at most every 3 s
             return

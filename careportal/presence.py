@@ -87,6 +87,17 @@ def touch(communication_id: int, *, user, channel: str, typing: bool | None = No
     _index_add(communication_id, user.pk, now + ttl())
 
 
+def end_typing(communication_id: int, *, user_id: int) -> bool:
+    """The user sent, or emptied the box: "typing…" ends now (whichever of their tabs reported it); whether the
+    people there changed (``changed``: then it is to be announced)."""
+    key = _entry_key(communication_id, user_id)
+    entry = cache.get(key)
+    if entry is None or entry.get("typing_until", 0.0) <= clock():
+        return False
+    cache.set(key, {**entry, "typing_until": 0.0}, timeout=_timeout())
+    return changed(communication_id)
+
+
 def leave(communication_id: int, *, user_id: int, channel: str) -> None:
     """The tab closed or moved to another conversation. Another tab of the same user that wrote the entry last
     keeps it (it refreshes it on its next heartbeat anyway)."""

@@ -120,6 +120,14 @@ def _loop() -> asyncio.AbstractEventLoop:
         return loop
 
 
+def publish_presence_changed(communication_id: int) -> None:
+    """Now: who is viewing or typing in the communication changed (its viewers re-read it from the cache)."""
+    _send(
+        [group_for_communication(communication_id)],
+        {"type": "presence.changed", "communication_id": communication_id},
+    )
+
+
 def publish_communication_changed(communication, *, kind: str, webhooks: bool = True) -> None:
     """Register, for after commit, a ``communication.changed`` event (kind: message, status, assignment, link…).
 

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from designer.placeholders import fill
 from designer.selectors import published_templates
+from inbox import events
 from inbox.errors import ConversationChanged, InboxError
 from inbox.folders import Folder, InboxKind
 from inbox.models import Attachment, Channel, Communication
@@ -48,6 +49,7 @@ from inbox.services import (
     start_communication,
 )
 
+from .. import presence
 from ..access import patients_visible_to
 from ..forms import (
     AssignForm,
@@ -396,6 +398,8 @@ def communication_reply(request, pk: int):
         except InboxError as error:
             message = str(error)
         else:
+            if presence.end_typing(current.pk, user_id=request.user.pk):  # sent: "typing…" ends now
+                events.publish_presence_changed(current.pk)
             if not is_partial(request):
                 return redirect(next_url(request, current))
             current = communication_for(user=request.user, pk=pk)

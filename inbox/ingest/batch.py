@@ -147,6 +147,7 @@ def _file(items: list[_Sms]) -> None:
         message = Message.objects.create(
             communication=communication,
             direction=Message.Direction.INBOUND,
+            sender_name=recognition[item.sender].sender_name,
             sender_address=item.sender[:254],
             recipient_address=item.line.number,
             body_text=item.body,

@@ -19,6 +19,12 @@ class Recognition:
     def is_recognized(self) -> bool:
         return self.patient is not None
 
+    @property
+    def sender_name(self) -> str:
+        """The name a message from this sender is shown with: the contact's or the patient's ("" when unknown)."""
+        person = self.contact or self.patient
+        return person.full_name[:200] if person is not None else ""
+
 
 def normalize_email(address: str) -> str:
     return (address or "").strip().lower()

@@ -154,10 +154,9 @@ def _apply_keyword(keyword: str, number: str) -> None:
         Contact.objects.filter(phone=number).update(is_opted_out=opted_out)
 
 
-def _communication_for(sender: str, line: SendingLine) -> Communication:
+def _communication_for(sender: str, line: SendingLine, recognition) -> Communication:
     """A recognised number joins the communication of (patient, contact, line), created if missing; an
     unrecognised number makes its own Unrecognized communication every time, with the candidates kept."""
-    recognition = recognize_phone(sender)
     now = timezone.now()
     if not recognition.is_recognized:
         communication = Communication.objects.create(
@@ -205,10 +204,12 @@ def _file_sms(
         return existing
     keyword = keyword_of(body)
     _apply_keyword(keyword, sender)
-    communication = _communication_for(sender, line)
+    recognition = recognize_phone(sender)
+    communication = _communication_for(sender, line, recognition)
     message = Message.objects.create(
         communication=communication,
         direction=Message.Direction.INBOUND,
+        sender_name=recognition.sender_name,
         sender_address=sender[:254],
         recipient_address=line.number,
         body_text=body,

@@ -287,8 +287,10 @@
   document.addEventListener("input", (event) => {
     const form = event.target instanceof Element && event.target.closest("#reply-form");
     if (!form) return;
-    if (!draftOf(form)) baseline = null;
-    else if (!baseline || baseline.form !== form) baseline = { form, values: seenNow() };
+    if (!draftOf(form)) {
+      baseline = null;
+      htmx.trigger(document.body, "reply:emptied"); // "typing…" ends for the others at once
+    } else if (!baseline || baseline.form !== form) baseline = { form, values: seenNow() };
   });
 
   document.addEventListener("htmx:configRequest", (event) => {

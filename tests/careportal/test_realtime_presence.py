@@ -10,6 +10,7 @@ from careportal import presence
 from inbox.folders import Folder
 from tests.careportal.realtime_support import (
     connect,
+    db,
     folder_url,
     fresh_layer_and_cache,  # noqa: F401 (autouse fixture)
     latest,
@@ -129,3 +130,43 @@ def test_presence_lives_in_the_cache_per_communication_and_user(nurse, colleague
     assert [p.name for p in presence.present(communication.pk)] == ["Nora Nurse"]
     clock[0] += presence.ttl() + 1
     assert presence.present(communication.pk) == []
+
+
+def test_typing_ends_at_once_when_the_box_is_emptied_or_the_reply_is_sent(
+    nurse, colleague, claim, communication
+):
+    """Not TYPING_TTL_SECONDS later: the others must not wait for a reply that is not coming, nor see "typing…"
+    beside a reply that has arrived."""
+    from django.test import Client
+    from django.urls import reverse
+
+    cookies = session_cookie(nurse), session_cookie(colleague)
+    typing = json.dumps({"type": "typing", "communication": communication.pk})
+    emptied = json.dumps({"type": "typing", "communication": communication.pk, "active": False})
+
+    def send_as_colleague():
+        client = Client()
+        client.force_login(colleague)
+        url = reverse("careportal:communication_reply", args=[communication.pk])
+        response = client.post(url, {"body": "On my way.", "close": "0"}, HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+
+    async def scenario():
+        mine = await connect(cookies[0])
+        await subscribe(mine, claim)
+        theirs = await connect(cookies[1])
+        await subscribe(theirs, claim)
+        await receive_frames(mine)
+        for stop in ("emptied", "sent"):
+            await theirs.send_to(text_data=typing)
+            assert "Cara Colleague is typing" in strip(await receive_frames(mine, quiet=0.3))
+            if stop == "emptied":
+                await theirs.send_to(text_data=emptied)
+            else:
+                await db(send_as_colleague)()
+            ended = "\n".join(await receive_frames(mine, first=1.0, quiet=0.3))  # well before the 6 s expiry
+            assert "Cara Colleague is viewing" in strip([ended]) and "typing" not in strip([ended]), stop
+        await theirs.disconnect()
+        await mine.disconnect()
+
+    run(scenario)

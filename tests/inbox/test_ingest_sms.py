@@ -90,6 +90,15 @@ def test_sms_from_a_contact_links_the_contact(patient, line):
     assert (communication.patient, communication.contact) == (patient, caregiver)
 
 
+def test_an_sms_is_shown_with_the_name_of_who_sent_it_when_they_are_recognized(patient, maria_phone, line):
+    caregiver = ContactFactory(patient=patient, phone="+15550109999", first_name="Rosa", last_name="Lopez")
+    assert receive_sms(sender=MARIA, to=line.number, body="a").message.sender_name == patient.full_name
+    assert receive_sms(sender=caregiver.phone, to=line.number, body="b").message.sender_name == "Rosa Lopez"
+    assert (
+        receive_sms(sender="+15550107777", to=line.number, body="c").message.sender_name == ""
+    )  # the number
+
+
 def test_sms_from_another_number_of_the_patient_joins_and_replies_go_to_it(patient, maria_phone, line):
     PatientContactMethodFactory(patient=patient, kind="phone", value="+15550104444")
     first = receive_sms(sender=MARIA, to=line.number).message.communication
