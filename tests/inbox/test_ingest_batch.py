@@ -105,7 +105,7 @@ def test_a_batch_files_as_the_one_by_one_path_does(patient, maria_phone, line, n
     assert (row.processed_at is not None, row.error, row.attempts) == (True, "", 1)
     event = AuditEvent.objects.get(action=AuditEvent.Action.MESSAGE_RECEIVED)
     assert (event.patient, event.communication, event.object_id, event.actor_label) == (
-        patient, closed, str(message.pk), MARIA,
+        patient, closed, str(message.pk), f"{patient.full_name} <{MARIA}>",
     )  # fmt: skip
     assert event.detail == {
         "channel": "sms", "provider": "twilio", "raw_id": row.pk, "keyword": "", "media": 0,

@@ -177,7 +177,7 @@ def test_help_is_recorded_and_shown(patient, maria_phone, line):
     maria_phone.refresh_from_db()
     assert raw.message.body_text == "HELP" and not maria_phone.is_opted_out
     event = AuditEvent.objects.get(action=AuditEvent.Action.MESSAGE_RECEIVED)
-    assert event.detail["keyword"] == "HELP" and event.actor_label == MARIA
+    assert event.detail["keyword"] == "HELP" and event.actor_label == f"{patient.full_name} <{MARIA}>"
 
 
 def test_a_sentence_containing_stop_is_not_a_keyword(patient, maria_phone, line):
