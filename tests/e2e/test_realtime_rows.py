@@ -70,7 +70,11 @@ def test_rows_go_to_their_place_whatever_order_their_hints_arrive_in(
         (fourth, 10, "Tuesday works"),
     ):
         Communication.objects.filter(pk=communication.pk).update(
-            last_message_at=now - dt.timedelta(seconds=seconds_ago), last_message_preview=text, updated_at=now
+            last_message_at=now - dt.timedelta(seconds=seconds_ago),
+            last_message_preview=text,
+            # Stamped as if long ago: the page's own catch-up (changes since its list was read, which may still be
+            # running) must not bring them; only the hints below, in the order given, do.
+            updated_at=now - dt.timedelta(hours=1),
         )
 
     def hint(communication):
