@@ -31,6 +31,7 @@ TITLES = {
     404: ("not-found", "Not found."),
     405: ("method-not-allowed", "Method not allowed."),
     406: ("not-acceptable", "Not acceptable."),
+    412: ("precondition-failed", "The communication changed since the version you named."),
     415: ("unsupported-media-type", "Unsupported media type."),
     422: ("unprocessable", "The request was understood but refused."),
     429: ("throttled", "Too many requests."),
@@ -63,6 +64,13 @@ def _flatten(detail) -> dict:
     if isinstance(detail, list):
         return {"non_field_errors": [str(m) for m in detail]}
     return {"non_field_errors": [str(detail)]}
+
+
+class PreconditionFailed(exceptions.APIException):
+    """``If-Match`` named a version of the communication that is no longer the current one: nothing was done."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The communication changed since the version you named (If-Match). Nothing was sent."
 
 
 def problem_exception_handler(exc, context):

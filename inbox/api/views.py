@@ -15,6 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,6 +27,7 @@ from careportal.views.inbox_state import folder_or_404
 from designer.placeholders import fill
 from designer.selectors import published_templates
 from inbox import selectors
+from inbox.errors import ConversationChanged
 from inbox.folders import FOLDERS_BY_INBOX, Folder, InboxKind
 from inbox.selectors import (
     ALL_FILTER_CHANNELS,
@@ -39,11 +41,11 @@ from inbox.selectors import (
     inboxes_for,
     with_candidate_counts,
 )
-from inbox.services import ReplyContent, assign, link_to_patient, record_view, send_reply, set_status
+from inbox.services import ReplyContent, Seen, assign, link_to_patient, record_view, send_reply, set_status
 
 from . import serializers as s
 from .pagination import NamedCursorPagination, folder_page_response, page_envelope
-from .problems import problem
+from .problems import PreconditionFailed, problem
 
 # --- Documentation helpers --------------------------------------------------------------------------------------
 
@@ -124,6 +126,15 @@ EXAMPLE_DETAIL = {
 # --- Base view ------------------------------------------------------------------------------------------------
 
 
+def etag_of(content: bytes) -> str:
+    """A strong ETag of a JSON body (the API renders JSON only, so the same data gives the same tag)."""
+    return '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+
+
+def _tags(header: str) -> list[str]:
+    return [tag.strip() for tag in header.split(",") if tag.strip()]
+
+
 class InboxApiView(APIView):
     # Reads carry a strong ETag of their body; If-None-Match with it answers 304 without a body.
 
@@ -135,7 +146,7 @@ class InboxApiView(APIView):
             and isinstance(response, Response)
         ):
             response.render()
-            etag = '"' + hashlib.sha256(response.content).hexdigest()[:32] + '"'
+            etag = etag_of(response.content)
             response["ETag"] = etag
             response["Cache-Control"] = "private, no-cache"
             patch_vary_headers(response, ("Authorization", "Cookie"))
@@ -322,6 +333,27 @@ class SentSerializer(s.serializers.Serializer):
     communication = s.CommunicationSerializer()
 
 
+IF_MATCH = OpenApiParameter(
+    "If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER,
+    description="The ETag of the communication as you last read it (`GET communications/<id>/`): the reply is "
+    "sent only if nobody wrote in or changed it since — else 412 and nothing is sent (no overlapping replies).",
+)  # fmt: skip
+
+
+def _precondition(request, communication) -> Seen | None:
+    """``If-Match``: the communication must still be the version the caller read. What that version showed (its
+    newest message, status and assignee) goes to the service, which checks it again under the communication's
+    lock, so a change between this check and the send is refused too."""
+    wanted = _tags(request.headers.get("If-Match", ""))
+    if not wanted or "*" in wanted:
+        return None
+    current = _detail(request, communication, audit_view=False)
+    if etag_of(JSONRenderer().render(current)) not in wanted:
+        raise PreconditionFailed()
+    newest = max((m["id"] for m in current["messages"]), default=None)
+    return Seen(last_message_id=newest, status=communication.status, assignee_id=communication.assignee_id)
+
+
 class SendView(InboxApiView):
     @extend_schema(
         operation_id="communication_send",
@@ -329,14 +361,24 @@ class SendView(InboxApiView):
         description="Send and Close by default (`close: false` keeps it Open); secure email; the SMS sending line; a "
         "published template (placeholders filled from the patient and you; it fills `body`/`subject` when they are "
         "empty). Refused (422) on an Unrecognized communication: link it first.",
-        parameters=[COMMUNICATION_ID],
+        parameters=[COMMUNICATION_ID, IF_MATCH],
         request=s.SendSerializer,
-        responses={201: SentSerializer, **BAD_REQUEST, **COMMON_ERRORS, **NOT_FOUND, **REFUSED},
+        responses={
+            201: SentSerializer,
+            **BAD_REQUEST,
+            **COMMON_ERRORS,
+            **NOT_FOUND,
+            **REFUSED,
+            412: OpenApiResponse(
+                s.ProblemSerializer, description="The communication changed since If-Match."
+            ),
+        },
         examples=SEND_EXAMPLES,
     )
     def post(self, request, pk: int):
         communication = _communication(request, pk)
         data = _validated(s.SendSerializer, request.data, user=request.user)
+        seen = _precondition(request, communication)
         body, subject = data["body"], data["subject"]
         if data["template"] is not None:
             channel = _template_channel(communication)
@@ -356,10 +398,13 @@ class SendView(InboxApiView):
             sending_line=data["sending_line"] if communication.channel == "sms" else None,
             document_ids=tuple(dict.fromkeys(data["document_ids"])),
         )
-        message = send_reply(
-            user=request.user, communication=communication, content=content, close=data["close"],
-            request=request._request,
-        )  # fmt: skip
+        try:
+            message = send_reply(
+                user=request.user, communication=communication, content=content, close=data["close"], seen=seen,
+                request=request._request,
+            )  # fmt: skip
+        except ConversationChanged as changed:
+            raise PreconditionFailed() from changed
         communication = _communication(request, pk)
         message = conversation_messages(communication).get(pk=message.pk)
         with_candidate_counts([communication])

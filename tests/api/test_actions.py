@@ -5,6 +5,7 @@ import pytest
 
 from careportal.models import PatientContactMethod
 from inbox.models import AuditEvent, Communication, Message
+from inbox.services import set_status
 from tests.factories import (
     CareTeamMemberFactory,
     CommunicationFactory,
@@ -59,6 +60,27 @@ def test_send_closes_by_default_and_is_audited(api, api_user, communication):
         )
     )
     assert actions == {AuditEvent.Action.MESSAGE_SENT, AuditEvent.Action.STATUS_CHANGED}
+
+
+def test_send_with_if_match_goes_out_only_if_nothing_changed_since_that_version(api, communication, nurse):
+    url = f"/api/v1/communications/{communication.pk}"
+    etag = api.get(f"{url}/").headers["ETag"]
+    sent = api.post(f"{url}/send/", {"body": "First."}, format="json", HTTP_IF_MATCH=etag)
+    assert sent.status_code == 201, sent.content
+    # The same version again: the reply just sent changed it, so a second writer holding it is refused.
+    before = snapshot(communication)
+    stale = api.post(f"{url}/send/", {"body": "Overlapping."}, format="json", HTTP_IF_MATCH=etag)
+    assert stale.status_code == 412 and stale.headers["Content-Type"] == PROBLEM
+    assert (
+        stale.json()["type"].endswith("precondition-failed") and "Nothing was sent" in stale.json()["detail"]
+    )
+    assert snapshot(communication) == before
+    # A colleague's status change also makes a version stale; the current version sends.
+    etag = api.get(f"{url}/").headers["ETag"]
+    set_status(user=nurse, communication=communication, status="open")
+    assert api.post(f"{url}/send/", {"body": "x"}, format="json", HTTP_IF_MATCH=etag).status_code == 412
+    etag = api.get(f"{url}/").headers["ETag"]
+    assert api.post(f"{url}/send/", {"body": "Now."}, format="json", HTTP_IF_MATCH=etag).status_code == 201
 
 
 def test_send_and_keep_open(api, communication):
