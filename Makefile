@@ -23,7 +23,7 @@ chromium:
 # Embedded default: SQLite under var/, in-memory channel layer, eager Celery. DATABASE_URL / REDIS_URL switch to
 # PostgreSQL and Redis. DEBUG defaults to on here so the demo works over plain http://127.0.0.1.
 run: install
-	@export DEBUG=$${DEBUG:-1}; \
+	@export DEBUG=$${DEBUG:-1} PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}; \
 	$(UV) run python manage.py migrate --noinput && \
 	$(UV) run python manage.py collectstatic --noinput -v 0 && \
 	$(UV) run python manage.py seed_demo --if-empty --no-logins && \

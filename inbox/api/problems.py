@@ -54,16 +54,20 @@ def problem(status_code: int, detail: str, **extra) -> dict:
     }
 
 
+def _messages(detail) -> list[str]:
+    """Every message in a DRF error detail, however nested (a list field's errors come keyed by item index)."""
+    if isinstance(detail, dict):
+        return [m for value in detail.values() for m in _messages(value)]
+    if isinstance(detail, list | tuple):
+        return [m for value in detail for m in _messages(value)]
+    return [str(detail)]
+
+
 def _flatten(detail) -> dict:
     """DRF's nested error detail as ``{"field": ["message", …]}``."""
     if isinstance(detail, dict):
-        return {
-            key: [str(m) for m in (value if isinstance(value, list) else [value])]
-            for key, value in detail.items()
-        }
-    if isinstance(detail, list):
-        return {"non_field_errors": [str(m) for m in detail]}
-    return {"non_field_errors": [str(detail)]}
+        return {key: _messages(value) for key, value in detail.items()}
+    return {"non_field_errors": _messages(detail)}
 
 
 class PreconditionFailed(exceptions.APIException):

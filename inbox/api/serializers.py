@@ -243,6 +243,10 @@ class SendSerializer(serializers.Serializer):
     sending_line = serializers.PrimaryKeyRelatedField(
         queryset=SendingLine.objects.none(), required=False, allow_null=True, default=None,
         help_text="SMS without a line yet: the active sending line to send from.",
+        error_messages={
+            "does_not_exist": "No active sending line you may send from has the id {pk_value}.",
+            "incorrect_type": "A sending line is given by its id (a number).",
+        },
     )  # fmt: skip
     template = serializers.IntegerField(
         required=False, allow_null=True, default=None,

@@ -137,6 +137,14 @@ def test_send_sms_on_the_chosen_sending_line(api, patient):
     assert response.json()["message"]["sender_address"] == line.number
 
 
+def test_an_unknown_sending_line_is_said_in_the_inboxs_words(api, communication):
+    response = api.post(
+        f"/api/v1/communications/{communication.pk}/send/", {"body": "Hi", "sending_line": 999}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == "No active sending line you may send from has the id 999."
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

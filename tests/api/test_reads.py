@@ -116,6 +116,13 @@ def test_bad_list_parameters_are_400_problems(api, many, query):
     assert response.json()["errors"]
 
 
+def test_a_bad_filter_value_is_said_in_plain_words(api):
+    problem = api.get("/api/v1/folders/my/assigned/communications/?status=open&status=maybe").json()
+    assert problem["detail"] == '"maybe" is not a valid choice.'
+    assert problem["errors"] == {"status": ['"maybe" is not a valid choice.']}
+    assert "ErrorDetail" not in str(problem)
+
+
 def test_a_folder_the_role_does_not_offer_is_404(api):
     assert api.get("/api/v1/folders/all-patients/directed/communications/").status_code == 404
     assert api.get("/api/v1/folders/my/nowhere/communications/").status_code == 404

@@ -68,3 +68,11 @@ def test_removing_patients_from_the_published_menu_hides_the_page(client, nurse,
 def test_home_rejects_post(client, nurse):
     client.force_login(nurse)
     assert client.post(reverse("careportal:home")).status_code == 405
+
+
+def test_home_offers_only_the_pages_the_role_has(client, nurse, administrator):
+    client.force_login(administrator)
+    home = client.get("/").content.decode()
+    assert "/patients/" not in home and client.get("/patients/").status_code == 404  # no dead link
+    client.force_login(nurse)
+    assert 'href="/patients/"' in client.get("/").content.decode()
