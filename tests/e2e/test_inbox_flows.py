@@ -444,3 +444,24 @@ def test_an_empty_folder_says_what_would_appear_there(page, live_server, other_n
     page.get_by_role("button", name="New message").click()
     expect(page.get_by_role("dialog", name="New message").get_by_label("Patient")).to_be_focused()
     screenshot("inbox-empty-and-new-message")
+
+
+def test_the_notifications_panel_opens_over_the_inbox_list(
+    page, live_server, nurse, clinic, sign_in, screenshot
+):
+    """Not underneath it: the filter chips and rows beside the sidebar were drawn over the panel."""
+    sign_in("nurse")
+    page.goto(f"{live_server.url}/inbox/care-team/directed/")
+    page.get_by_test_id("bell").click()
+    panel = page.locator(".bell-panel")
+    expect(panel).to_be_visible()
+    box = panel.bounding_box()
+    assert (
+        box["x"] + box["width"] > page.locator("#inbox-list").bounding_box()["x"]
+    )  # it does reach over the list
+    for x, y in (
+        (box["x"] + box["width"] - 20, box["y"] + 30),
+        (box["x"] + box["width"] - 20, box["y"] + 120),
+    ):
+        assert page.evaluate("([x, y]) => !!document.elementFromPoint(x, y).closest('.bell-panel')", [x, y])
+    screenshot("notifications-panel-over-the-list")
