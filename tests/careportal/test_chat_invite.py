@@ -235,3 +235,24 @@ def test_the_include_renders_a_button_for_each_channel(nurse, patient):
     assert 'value="sms"' in html and 'value="email"' in html
     assert f'name="communication" value="{conversation.pk}"' in html
     assert "csrfmiddlewaretoken" in html
+
+
+def test_the_reply_box_offers_the_invitation_where_a_patient_can_be_invited(client, nurse, reachable, line):
+    sms = CommunicationFactory(patient=reachable, channel=Channel.SMS, sending_line=line, counterpart=PHONE)
+    unknown = CommunicationFactory(
+        patient=None, is_unrecognized=True, channel=Channel.SMS, counterpart="+15550107777"
+    )
+    client.force_login(nurse)
+    box = client.get(
+        reverse("careportal:communication", args=[sms.pk]), HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert 'data-testid="chat-invite-sms"' in box and invite_url(reachable) in box
+    assert "reply-form" in box and box.index("data-chat-invite") < box.index(
+        'id="reply-form"'
+    )  # outside the form
+    unknown.assignee = nurse
+    unknown.save(update_fields=["assignee"])
+    box = client.get(
+        reverse("careportal:communication", args=[unknown.pk]), HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "data-chat-invite" not in box  # nobody to invite until it is linked

@@ -465,3 +465,27 @@ def test_the_notifications_panel_opens_over_the_inbox_list(
     ):
         assert page.evaluate("([x, y]) => !!document.elementFromPoint(x, y).closest('.bell-panel')", [x, y])
     screenshot("notifications-panel-over-the-list")
+
+
+def test_nurse_invites_the_patient_to_live_chat_from_the_reply_box(
+    page, live_server, nurse, patient, sign_in, screenshot, settings
+):
+    from inbox.delivery import LocmemSmsBackend
+
+    settings.SMS_BACKEND = "inbox.delivery.LocmemSmsBackend"
+    LocmemSmsBackend.outbox.clear()
+    PatientContactMethodFactory(patient=patient, kind="phone", value="+15550102030", is_primary=True)
+    sms = CommunicationFactory(
+        patient=patient, channel=Channel.SMS, assignee=nurse, counterpart="+15550102030",
+        sending_line=SendingLineFactory(number="+15550100001", label="Main clinic"),
+    )  # fmt: skip
+    MessageFactory(communication=sms, body_text="Can we talk now?", sender_name="Maria Lopez")
+    sign_in("nurse")
+    page.goto(f"{live_server.url}/inbox/my/assigned/?c={sms.pk}")
+    page.get_by_text("Invite to chat").click()
+    screenshot("reply-box-chat-invite")
+    page.get_by_test_id("chat-invite-sms").click()
+    expect(page.locator(".chat-invite-result")).to_contain_text("Chat link sent by SMS to +15550102030")
+    invitation = Message.objects.get(communication=sms, author=nurse)  # a reply in this conversation
+    assert "/chat/" in invitation.body_text
+    assert any("/chat/" in sent["body"] for sent in LocmemSmsBackend.outbox)
