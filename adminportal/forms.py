@@ -101,7 +101,14 @@ class UserForm(forms.Form):
         return username
 
     def clean_email(self):
-        return self.cleaned_data["email"].strip().lower()
+        """One account per address: invitations and password resets go by email."""
+        email = self.cleaned_data["email"].strip().lower()
+        others = User.objects.filter(email__iexact=email)
+        if self.user is not None and self.user.pk:
+            others = others.exclude(pk=self.user.pk)
+        if email and others.exists():
+            raise forms.ValidationError(f"Another user already has the email address {email}.")
+        return email
 
 
 class PatientSearchForm(forms.Form):

@@ -149,6 +149,7 @@ def test_a_weak_password_is_refused_and_nothing_is_created(client, administrator
         ({"username": "x", "email": "not-an-email"}, "Enter a valid email address."),
         ({"username": "x", "time_zone": "Mars/Olympus"}, "Select a valid choice."),
         ({"username": "x", "role": "ghost"}, "Select a valid choice."),
+        ({"username": "x", "email": "NURSE@clinic.example"}, "Another user already has the email address"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_error(client, administrator, nurse, overrides, message):
@@ -158,6 +159,20 @@ def test_bad_input_is_refused_with_a_clear_error(client, administrator, nurse, o
     assert response.status_code == 200
     assert message in response.content.decode()
     assert User.objects.count() == before
+
+
+def test_editing_keeps_the_users_own_email_and_refuses_another_users(client, administrator, nurse, lead):
+    client.force_login(administrator)
+    url = reverse("adminportal:user_detail", args=[nurse.pk])
+    fields = {"first_name": "Nora", "last_name": "Nurse", "role": "care-nurse"}
+    assert client.post(url, user_post(**fields, email=nurse.email)).status_code == 302
+    response = client.post(url, user_post(**fields, email=lead.email.upper()))
+    assert (
+        response.status_code == 200
+        and "Another user already has the email address" in response.content.decode()
+    )
+    nurse.refresh_from_db()
+    assert nurse.email == "nurse@clinic.example"
 
 
 def test_a_direct_line_owned_by_someone_else_is_not_offered(client, administrator, nurse):
