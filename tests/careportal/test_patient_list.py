@@ -24,7 +24,7 @@ def test_each_row_links_to_the_profile_and_names_the_language(client, nurse, pat
 
 def test_search_finds_by_preferred_name_and_mrn(client, lead):
     PatientFactory(first_name="Mariela", preferred_name="Mari", last_name="Quintero")
-    other = PatientFactory(last_name="Zeller")
+    other = PatientFactory(first_name="Anna", preferred_name="", last_name="Zeller")  # not a random "Maria"
     client.force_login(lead)
     body = client.get(reverse("careportal:patients"), {"q": "Mari"}).content.decode()
     assert "Quintero" in body
