@@ -26,7 +26,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from adminportal.idle import session_is_expired
-from inbox.events import group_for_communication
+from inbox import events
 
 from . import live, presence
 from .hub import hub, in_pool
@@ -189,9 +189,6 @@ class PortalConsumer(AsyncWebsocketConsumer):
         except Exception:  # the socket is closing; its page re-fetches on reconnect
             logger.debug("could not deliver a real-time piece", exc_info=True)
 
-    async def close_with(self, code: int) -> None:
-        await self.close(code=code)
-
     def spawn_close(self, code: int) -> None:
         self._spawn(self.close(code=code))
 
@@ -271,10 +268,7 @@ class PortalConsumer(AsyncWebsocketConsumer):
                 await self._announce_presence(open_id)
 
     async def _announce_presence(self, communication_id: int) -> None:
-        await self.channel_layer.group_send(
-            group_for_communication(communication_id),
-            {"type": "presence.changed", "communication_id": communication_id},
-        )
+        await self.channel_layer.group_send(*events.presence_changed(communication_id))
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)

@@ -75,9 +75,8 @@ class Hub:
         self.channel: str | None = None
         self.tabs: dict[str, object] = {}  # channel name → consumer
         self.users: dict[int, int] = defaultdict(int)  # user id → tabs here
-        self.changes: dict[
-            int, bool
-        ] = {}  # communication id → whether lists may change (else conversation only)
+        # Communication id → whether lists may change (else only the open conversation).
+        self.changes: dict[int, bool] = {}
         self.bells: dict[int, int | None] = {}  # user id → their newest notification (None: one was read)
         self.catch_ups: set[str] = set()  # tabs whose list is read again since it was listed
         self.counts_due: set[tuple] = set()  # kinds of viewer whose trailing recount is due
@@ -88,7 +87,6 @@ class Hub:
         self.subscriptions_wake = asyncio.Event()
         self.lock = asyncio.Lock()  # start, stop, joins and leaves
         self.tasks: list[asyncio.Task] = []
-        self.batches = 0  # how many batches were rendered (tests read it)
 
     # --- Tabs -------------------------------------------------------------------------------------------------
 
@@ -241,7 +239,6 @@ class Hub:
                 # The database failed mid-update: every tab reconnects and re-fetches what it shows.
                 logger.exception("real-time fan-out failed")
                 self._close_all(1011)
-            self.batches += 1
 
     async def _batch(self, changes: dict, bells: dict, catch_ups: set, counts_due: set) -> None:
         tabs = list(self.tabs.values())
@@ -290,7 +287,7 @@ class Hub:
 
     async def _send_list(self, tab, key: tuple, changed: "live.ListChanges", removals: dict) -> None:
         if changed.close_code is not None:
-            await tab.close_with(changed.close_code)
+            await tab.close(code=changed.close_code)
             return
         subscription = tab.subscription
         if tab.channel_name not in self.tabs or subscription.state is None:

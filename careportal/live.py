@@ -309,9 +309,8 @@ class ListChanges:
     """What some changed communications mean for one kind of viewer's list, rendered once for all its tabs."""
 
     rows: Mapping[int, str] = dataclasses.field(default_factory=dict)  # id → the row, to put at its place
-    selected: Mapping[int, str] = dataclasses.field(
-        default_factory=dict
-    )  # the same, as the tab that opened it
+    # The same rows as the tabs that have them open show them (selected).
+    selected: Mapping[int, str] = dataclasses.field(default_factory=dict)
     gone: frozenset[int] = frozenset()  # changed ids that are not (or no longer) in the list
     empty: str = ""  # the list's empty state, when something left and nothing is left in the folder
     counts: str = ""  # the folder navigation with fresh counts, when asked for
@@ -329,12 +328,15 @@ def list_changes(
     user = load_user(user_id)
     if user is None:
         return ListChanges(close_code=4403)
-    ids = frozenset(ids)
+    try:
+        folder = folder_communications(user=user, folder=state.folder, filters=state.filters)
+    except FolderNotAllowed:
+        return ListChanges(gone=frozenset(ids))
+    return _changes(user, state, folder, frozenset(ids), open_ids=open_ids, with_counts=with_counts)
+
+
+def _changes(user, state: ListState, folder, ids: frozenset, *, open_ids, with_counts: bool) -> ListChanges:
     with timezone.override(time_zone(user)):
-        try:
-            folder = folder_communications(user=user, folder=state.folder, filters=state.filters)
-        except FolderNotAllowed:
-            return ListChanges(gone=ids)
         found = []
         if ids:
             found = list(folder.filter(pk__in=ids).select_related(*ROW_RELATED).only(*ROW_FIELDS))
@@ -359,9 +361,8 @@ def list_changes(
         )
 
 
-CATCH_UP_MARGIN_SECONDS = (
-    5.0  # a change is stamped (updated_at) before its commit: look back a little further
-)
+# A change is stamped (updated_at) before its commit: look back a little further than the list's read.
+CATCH_UP_MARGIN_SECONDS = 5.0
 CATCH_UP_LIMIT = 200  # rows read again at most; a list older than that many changes is re-fetched by the page
 
 
@@ -386,7 +387,8 @@ def list_catch_up(
     )
     if not ids:
         return ListChanges()
-    return list_changes(user_id, state, ids, open_ids={open_id} if open_id else frozenset())
+    open_ids = {open_id} if open_id else frozenset()
+    return _changes(user, state, folder, frozenset(ids), open_ids=open_ids, with_counts=False)
 
 
 def _upsert(communication: Communication, state: ListState, now) -> str:

@@ -120,12 +120,19 @@ def _loop() -> asyncio.AbstractEventLoop:
         return loop
 
 
+def presence_changed(communication_id: int) -> tuple[str, dict]:
+    """The group and hint saying who is viewing or typing in the communication changed (its viewers re-read it
+    from the cache). Sent by sockets (``careportal.consumers``) and by views (``publish_presence_changed``)."""
+    return group_for_communication(communication_id), {
+        "type": "presence.changed",
+        "communication_id": communication_id,
+    }
+
+
 def publish_presence_changed(communication_id: int) -> None:
-    """Now: who is viewing or typing in the communication changed (its viewers re-read it from the cache)."""
-    _send(
-        [group_for_communication(communication_id)],
-        {"type": "presence.changed", "communication_id": communication_id},
-    )
+    """Now (not after a commit: presence lives in the cache), ``presence_changed``."""
+    group, event = presence_changed(communication_id)
+    _send([group], event)
 
 
 def publish_communication_changed(communication, *, kind: str, webhooks: bool = True) -> None:

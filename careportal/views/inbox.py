@@ -148,9 +148,8 @@ def counts_key(counts: dict) -> str:
 
 
 def rows_context(user, state: ListState, cursor: str = "") -> dict:
-    listed_at = (
-        time.time()
-    )  # before the read: a change committed after it reaches the page over the WebSocket
+    # Before the read: a change committed after it reaches the page over the WebSocket (careportal.hub).
+    listed_at = time.time()
     page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
     with_candidate_counts(page.rows)
     title, hint = EMPTY_STATES[state.folder]

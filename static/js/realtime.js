@@ -288,8 +288,9 @@
     const form = event.target instanceof Element && event.target.closest("#reply-form");
     if (!form) return;
     if (!draftOf(form)) {
+      // Emptied (it held a draft): "typing…" ends for the others at once.
+      if (baseline) htmx.trigger(document.body, "reply:emptied");
       baseline = null;
-      htmx.trigger(document.body, "reply:emptied"); // "typing…" ends for the others at once
     } else if (!baseline || baseline.form !== form) baseline = { form, values: seenNow() };
   });
 
