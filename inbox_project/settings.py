@@ -158,7 +158,10 @@ if REDIS_URL:
             },
         }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "inbox_project.cache.SharedPoolRedisCache", "LOCATION": REDIS_URL}}
+    # Sessions are read from the shared cache (one Redis GET) and written through to the database, which stays
+    # their record. Only with Redis: a per-process memory cache would keep a signed-out session alive elsewhere.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
     CELERY_BROKER_URL = REDIS_URL
 else:
     CHANNEL_LAYERS = {

@@ -1,4 +1,4 @@
-"""Real time across two web processes: two daphne processes share the test database and the Redis channel layer;
+"""Real time across two web processes: two production web servers (gunicorn + uvicorn workers) share the test database and the Redis channel layer;
 nurse A works in a browser on process 1, nurse B watches the same conversation in a browser on process 2.
 
 Assignment, status change, typing and a send in A appear in B without reload. Then B's network is cut
@@ -100,9 +100,13 @@ def wait_until_ready(process: subprocess.Popen, url: str, log: Path, timeout: fl
     pytest.fail(f"web process at {url} not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
+PROCFILE_WEB_ARGS = ["--config", "python:inbox_project.gunicorn_conf", "inbox_project.asgi:application"]
+
+
 @pytest.fixture
 def web_processes(transactional_db, tmp_path, request):
-    """Two daphne processes on the Redis channel layer and the test database; their URLs."""
+    """Two web servers, each the production command (gunicorn, one uvicorn worker), on the Redis channel layer and
+    the test database; their URLs."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -137,19 +141,12 @@ def web_processes(transactional_db, tmp_path, request):
     for number in (1, 2):
         for attempt in range(3):
             port, log = free_port(), tmp_path / f"web{number}-{attempt}.log"
-            command = [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "inbox_project.asgi:application",
-            ]
+            # The Procfile's production command, one worker process each.
+            command = [sys.executable, "-m", "gunicorn", *PROCFILE_WEB_ARGS]
+            server_env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
             with log.open("wb") as output:
                 process = subprocess.Popen(
-                    command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+                    command, cwd=ROOT, env=server_env, stdout=output, stderr=subprocess.STDOUT
                 )
             processes.append(process)
             url = f"http://127.0.0.1:{port}"
