@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install uv chromium lint dev migrate bench bench-realtime bench-fanout bench-ingest faults
+.PHONY: run test install uv chromium lint dev migrate bench bench-http bench-realtime bench-fanout bench-ingest faults
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -41,15 +41,21 @@ test: install chromium lint
 	DEBUG=1 $(UV) run python manage.py makemigrations --check --dry-run
 	$(UV) run pytest
 
-# Production-like processes (web, worker, beat, smtp) from the Procfile, against PostgreSQL and Redis.
+# Production-like processes from the Procfile against PostgreSQL and Redis: web (gunicorn, WEB_CONCURRENCY uvicorn
+# worker processes on one port, default two per core), worker, beat and the SMTP receiver.
 dev: install
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make dev needs DATABASE_URL and REDIS_URL"; exit 2; }
 	DEBUG=$${DEBUG:-1} $(UV) run python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(UV) run python manage.py collectstatic --noinput -v 0
 	DEBUG=$${DEBUG:-1} $(UV) run honcho start
 
 # Inbox benchmark on PostgreSQL (10k and 1M communications by default; BENCH_SIZES=10000,100000 for a quick run).
 bench: install
 	$(UV) run python tests/benchmarks/bench_inbox.py
+
+# Pages over HTTP from the production web command (gunicorn, Procfile web) on bench's databases vs a bare /healthz.
+bench-http: install
+	$(UV) run python tests/benchmarks/bench_http.py
 
 # Real-time benchmark on PostgreSQL and Redis: send/inbound SMS → DOM latency across two daphne web processes, and
 # memory per connection with 2,000 idle WebSockets on one (BENCH_SAMPLES, BENCH_SOCKETS, BENCH_REDIS_URL to tune).
