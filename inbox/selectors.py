@@ -141,7 +141,8 @@ RARE_TEXT_MESSAGES = 20_000  # expected matching messages up to which message te
 
 
 class Search:
-    """Search: phone (to/from), email (to/from), patient or contact name, message text.
+    """Search: phone (to/from; a whole number or its last digits), email (to/from), patient or contact name,
+    message text.
 
     Each kind is an index-driven set of communications (trigram indexes on names and addresses, full-text on
     message text on PostgreSQL); a communication matches when it is in any of them. ``kinds`` are filters on
@@ -169,6 +170,9 @@ class Search:
         else:
             phone = normalize_phone(term, region=region)
             self.others += [Q(counterpart=phone), Q(sending_line__number=phone)] if phone else []
+            digits = phone_digits(term)
+            if digits:  # part of a number, as people quote one ("the one ending 2030"): by the trigram index
+                self.others.append(Q(counterpart__icontains=digits))
 
     @property
     def kinds(self) -> list[Q]:
@@ -216,6 +220,19 @@ class Search:
         # matching a large share of everything stays a sub-select.
         ids = self.selective_ids
         return _ids_q(ids) if ids is not None else Q(pk__in=self.matching_ids())
+
+
+PHONE_PART = re.compile(r"[\d\s().+-]+")
+MIN_PHONE_DIGITS = 3  # a trigram: fewer digits would match a large share of every number
+
+
+def phone_digits(term: str) -> str:
+    """The digits of ``term`` when it is written like (part of) a phone number with at least ``MIN_PHONE_DIGITS``
+    digits ("2030", "010-2030", "(555) 010"), else ""."""
+    if not PHONE_PART.fullmatch(term):
+        return ""
+    digits = "".join(ch for ch in term if ch.isdigit())
+    return digits if len(digits) >= MIN_PHONE_DIGITS else ""
 
 
 def normalize_phone(value: str, *, region: str = "US") -> str | None:

@@ -353,6 +353,24 @@ def test_search_by_phone_as_typed_finds_the_e164_counterpart(lead, patient):
     assert in_folder(lead, Folder.ALL_DIRECTED, query="+1 555 010 2030") == [texted]
 
 
+@pytest.mark.parametrize("query", ["2030", "010-2030", "0102030", "(555) 010"])
+def test_search_by_part_of_a_phone_number_finds_the_counterpart(lead, patient, query):
+    texted = CommunicationFactory(patient=patient, channel=Channel.SMS, counterpart="+15550102030")
+    CommunicationFactory(patient=patient, channel=Channel.SMS, counterpart="+15559876541")
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query=query) == [texted]
+    assert folder_page(user=lead, folder=Folder.ALL_DIRECTED, filters=FolderFilters(query=query)).rows == [
+        texted
+    ]
+
+
+def test_two_digits_or_digits_among_words_are_not_a_phone_search(lead, patient):
+    CommunicationFactory(patient=patient, channel=Channel.SMS, counterpart="+15550102030")
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="30") == []
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="room 2030") == []
+
+
 def test_search_by_phone_finds_the_sending_line(lead, patient):
     line = SendingLineFactory(number="+15550100042", label="Cardiology")
     on_line = CommunicationFactory(
