@@ -252,6 +252,55 @@ def web(env: dict, log: Path) -> tuple[AppProcess, str]:
     raise SystemExit(f"web process at {url} not ready:\n{log.read_text()[-3000:]}")
 
 
+GUNICORN_ARGS = ["--config", "python:inbox_project.gunicorn_conf", "inbox_project.asgi:application"]
+
+
+def gunicorn_web(env: dict, log: Path, timeout: float = 120) -> tuple[AppProcess, str]:
+    """The Procfile's production ``web``: gunicorn supervising uvicorn workers (``inbox_project/gunicorn_conf.py``,
+    ``WEB_CONCURRENCY`` workers if ``env`` sets it), on a free loopback port. Returns once ``/healthz`` answers
+    and every worker process has been forked."""
+    port = free_port()
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
+    script = Path(PYTHON).parent / "gunicorn"  # the console script the Procfile runs, from the app's venv
+    command = [str(script)] if script.exists() else [PYTHON, "-m", "gunicorn"]
+    process = AppProcess("web", [*command, *GUNICORN_ARGS], env, log).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        workers = gunicorn_workers(env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.process.poll() is not None:
+                raise SystemExit(f"gunicorn exited:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                    pass
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if len(children(process.process.pid)) >= workers:
+                process.extra["workers"] = workers
+                return process, url
+            time.sleep(0.2)
+        raise SystemExit(f"gunicorn at {url} not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+    except BaseException:  # not ready, or interrupted: nothing is left running
+        process.stop()
+        raise
+
+
+def gunicorn_workers(env: dict) -> int:
+    """How many workers ``inbox_project.gunicorn_conf`` starts with ``env`` (its own default when unset)."""
+    done = subprocess.run(
+        [PYTHON, "-c", "import inbox_project.gunicorn_conf as conf; print(conf.workers)"],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(done.stdout.strip())
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (a gunicorn arbiter's workers)."""
+    return [child for child, (ppid, _, _) in process_cpu().items() if ppid == pid]
+
+
 def worker(env: dict, log: Path, concurrency: int = 2) -> AppProcess:
     """One Celery worker as the Procfile's ``worker`` runs it (prefork, ``CELERY_CONCURRENCY`` default 2)."""
     command = [PYTHON, "-m", "celery", "-A", "inbox_project", "worker", "--loglevel", "WARNING",
