@@ -173,6 +173,8 @@ class Search:
             digits = phone_digits(term)
             if digits:  # part of a number, as people quote one ("the one ending 2030"): by the trigram index
                 self.others.append(Q(counterpart__icontains=digits))
+            elif len(term) >= 3 and not any(ch.isspace() for ch in term):  # part of an address ("ashaw18")
+                self.others.append(Q(counterpart__icontains=term))
 
     @property
     def kinds(self) -> list[Q]:

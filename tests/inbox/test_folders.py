@@ -405,6 +405,16 @@ def test_a_whole_address_finds_that_address_and_messages_that_mention_it(lead, p
     assert sorted(c.pk for c in page.rows) == sorted([mailed.pk, mentioned.pk])
 
 
+def test_search_by_the_start_of_an_address_finds_it(lead, patient):
+    mailed = CommunicationFactory(patient=patient, counterpart="ashaw1817@webmail.example")
+    CommunicationFactory(patient=patient, counterpart="someone@mail.example")
+
+    assert in_folder(lead, Folder.ALL_DIRECTED, query="ashaw18") == [mailed]
+    assert folder_page(user=lead, folder=Folder.ALL_DIRECTED, filters=FolderFilters(query="AShaw")).rows == [
+        mailed
+    ]
+
+
 def test_search_by_email_finds_unrecognized_senders(lead):
     unknown = UnrecognizedCommunicationFactory(counterpart="new.person@mail.example")
     UnrecognizedCommunicationFactory(counterpart="other@mail.example")
