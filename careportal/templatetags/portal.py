@@ -193,7 +193,7 @@ def list_time(value, now=None) -> str:
         return ""
     local = timezone.localtime(value)
     hour = local.hour % 12 or 12
-    title = f"{local:%a}, {local:%b} {local.day}, {local.year}, {hour}:{local:%M} {local:%p} {local.tzname()}"
+    title = local.strftime(f"%a, %b {local.day}, %Y, {hour}:%M %p %Z")  # one strftime: this runs for every row
     # Every part is made from the datetime (no stored text), but escaped all the same: it is one call.
     return mark_safe(  # noqa: S308
         f'<time class="row-time" datetime="{local.isoformat()}" title="{_esc(title)}">{short_age(value, now)}</time>'
