@@ -508,6 +508,7 @@ def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(
     from inbox import selectors
 
     monkeypatch.setattr(selectors, "SEARCH_ID_LIMIT", 3)
+    monkeypatch.setattr(selectors, "KIND_IDS", 3)
     base = timezone.now()
     matching = []
     for i in range(12):
@@ -531,9 +532,13 @@ def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(
 
 @pytest.mark.parametrize("rare_text_messages", [0, 10**9], ids=["text walked", "text resolved by index"])
 @pytest.mark.parametrize("id_limit", [1, 20_000], ids=["kinds walked", "kinds resolved"])
-def test_every_search_strategy_gives_the_same_pages(lead, patient, monkeypatch, rare_text_messages, id_limit):
-    """Message text resolved by its index or tested while walking the folder, names and other kinds resolved to ids
-    or walked: the pages are the same rows in the same order as the plain query."""
+@pytest.mark.parametrize("window", [2, 5_000], ids=["window too short", "window"])
+def test_every_search_strategy_gives_the_same_pages(
+    lead, patient, monkeypatch, rare_text_messages, id_limit, window
+):
+    """Message text resolved by its index or tested row by row on a window of the folder's newest rows (falling
+    back to the index when the window is too short), names and other kinds resolved to ids or walked: the pages
+    are the same rows in the same order as the plain query."""
     import datetime as dt
 
     from django.utils import timezone
@@ -542,6 +547,8 @@ def test_every_search_strategy_gives_the_same_pages(lead, patient, monkeypatch, 
 
     monkeypatch.setattr(selectors, "RARE_TEXT_MESSAGES", rare_text_messages)
     monkeypatch.setattr(selectors, "SEARCH_ID_LIMIT", id_limit)
+    monkeypatch.setattr(selectors, "KIND_IDS", id_limit)
+    monkeypatch.setattr(selectors, "TEXT_WALK_WINDOW", window)
     base = timezone.now()
     clark = PatientFactory(first_name="Ann", last_name="Clarkson")
     for i in range(9):
