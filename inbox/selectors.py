@@ -496,34 +496,34 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
         folder_communications(user=user, folder=folder, filters=replace(filters, query="")), cursor
     )
     # A kind with few matches is resolved to its ids by its own index first (a walk newest first would read the
-    # whole folder looking for them); a kind matching a large share is a filter on that walk, which finds its
-    # newest matches early. Message text is resolved only when PostgreSQL's statistics of the full-text index
-    # expect few matching messages: the bitmap of a common word costs more than the walk it would save.
-    each = []
+    # whole folder looking for them) and read by those ids; the kinds matching a large share are filters on one walk
+    # of the folder newest first, which meets their newest matches early. Message text is resolved
+    # only when PostgreSQL's statistics of the full-text index say few messages can match: the bitmap of a common
+    # word costs more than a walk; common words are tested row by row on a window of the newest rows.
+    resolved: list[Q] = []
+    walked: list[Q] = []
     for people, by in search.people:
-        each.append(
-            _resolved(
-                people.values_list("pk", flat=True), Q(**{f"{by}__in": people}), field=by, up_to=KIND_IDS
-            )
-        )
+        _sort_kind(people.values_list("pk", flat=True), Q(**{f"{by}__in": people}), by, resolved, walked)
     for q in search.others:
-        each.append(
-            _resolved(Communication.objects.filter(q).values_list("pk", flat=True), q, up_to=KIND_IDS)
-        )
+        _sort_kind(Communication.objects.filter(q).values_list("pk", flat=True), q, "pk", resolved, walked)
     newest: dict[int, object] = {}
-    if search.text_is_rare():
+    text_found = None
+    if not search.text_is_rare():
+        text_found = _text_walked(unsearched, search, limit)
+    if text_found is not None:
+        newest.update(text_found)
+    else:  # rare words, or common words seldom together ("blood tomorrow"): what they match is few, by the index
         texts = search.messages.values_list("communication_id", flat=True).distinct()
-        each.append(_resolved(texts, search.in_messages))
-    else:
-        walked = _text_walked(unsearched, search, limit)
-        if walked is not None:
-            newest.update(walked)
-        else:  # common words, seldom together ("blood tomorrow"): what they match together is few, by the index
-            texts = search.messages.values_list("communication_id", flat=True).distinct()
-            each.append(_resolved(texts, search.in_messages))
-    for matches in each:
-        if matches is not None:
-            newest.update(unsearched.filter(matches).values_list("pk", "last_message_at")[: limit + 1])
+        found = _found_ids(texts)
+        if found is None:
+            walked.append(search.in_messages)
+        elif found:
+            resolved.append(_ids_q(found))
+    # One query per kind, not one for any of them: as one OR, PostgreSQL can only walk the folder testing each row,
+    # which reads all of a nurse's care-team folder of a large organisation when the term is rare in it (seconds);
+    # a kind on its own it can join from its own side.
+    for matches in resolved + walked:
+        newest.update(unsearched.filter(matches).values_list("pk", "last_message_at")[: limit + 1])
     return _page_of(sorted(newest, key=lambda pk: (newest[pk], pk), reverse=True)[: limit + 1], limit)
 
 
@@ -557,6 +557,16 @@ def _text_walked(unsearched, search: "Search", limit: int) -> list[tuple[int, ob
     return None
 
 
+def _sort_kind(ids: QuerySet, otherwise: Q, field: str, resolved: list[Q], walked: list[Q]) -> None:
+    """A kind of search with at most ``KIND_IDS`` matching ids (of ``field``) goes to ``resolved`` as a filter on
+    those ids, one with more to ``walked`` as ``otherwise``; one with none to neither."""
+    found = _found_ids(ids, KIND_IDS)
+    if found is None:
+        walked.append(otherwise)
+    elif found:
+        resolved.append(_ids_q(found, field))
+
+
 def _found_ids(ids: QuerySet, up_to: int | None = None) -> set | None:
     """The ids ``ids`` (a query of ids) gives, read up to ``up_to`` (``SEARCH_ID_LIMIT``); ``None`` when there are
     more."""
@@ -569,15 +579,6 @@ def _found_ids(ids: QuerySet, up_to: int | None = None) -> set | None:
 # of the folder newest first, which meets its newest matches early; reading thousands of ids from a trigram index
 # costs more than that walk.
 KIND_IDS = 2_000
-
-
-def _resolved(ids: QuerySet, otherwise: Q, *, field: str = "pk", up_to: int | None = None) -> Q | None:
-    """``ids`` (a query of ids of ``field``: communications, patients or contacts) as a filter on those ids;
-    ``None`` when there are none (nothing to ask), ``otherwise`` when there are too many (a filter on the walk)."""
-    found = _found_ids(ids, up_to)
-    if found is None:
-        return otherwise
-    return _ids_q(found, field) if found else None
 
 
 def _ids_q(ids, field: str = "pk") -> Q:
