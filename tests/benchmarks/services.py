@@ -233,23 +233,9 @@ class AppProcess:
 
 
 def web(env: dict, log: Path) -> tuple[AppProcess, str]:
-    """daphne, as the Procfile's ``web`` runs it; returns once ``/healthz`` answers."""
-    port = free_port()
-    process = AppProcess(
-        "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "inbox_project.asgi:application"],
-        env, log,
-    ).start()  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.process.poll() is not None:
-            raise SystemExit(f"web process exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                return process, url
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"web process at {url} not ready:\n{log.read_text()[-3000:]}")
+    """One web process as the Procfile's ``web`` runs it (gunicorn with one uvicorn worker: the benchmarks that spread
+    their clients over several web processes start several of these); returns once ``/healthz`` answers."""
+    return gunicorn_web({**env, "WEB_CONCURRENCY": "1"}, log)
 
 
 GUNICORN_ARGS = ["--config", "python:inbox_project.gunicorn_conf", "inbox_project.asgi:application"]
