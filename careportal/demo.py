@@ -13,6 +13,7 @@ import enum
 import html
 import random
 import sys
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -590,52 +591,68 @@ def email_html(text: str) -> str:
 
 
 class Progress:
-    """Work done out of a total, for one phase: tqdm's bar on a terminal; elsewhere (a log file, a pipe, CI) a
-    plain line such as ``Communications: 250,000 / 1,000,000 (25 %) 41 s`` at every further tenth of the work or
-    every PROGRESS_SECONDS, whichever comes first, and one at the end."""
+    """Work done out of a total, for one step: tqdm's bar on a terminal; elsewhere (a log file, a pipe, CI) a plain
+    line such as ``Communications: 250,000 / 1,000,000 (25 %) 41 s`` at every further tenth of the work (at most one
+    a second), at least every PROGRESS_SECONDS (from a timer thread, so a long single statement such as building an
+    index still shows the step is alive), and one at the end."""
 
-    def __init__(self, label: str, total: int, file=None, unit: str = "it"):
+    def __init__(self, label: str, total: int, file=None):
         self.file = file if file is not None else sys.stderr
-        self.label, self.total, self.done = label, total, 0
+        self.label, self.total, self.done = label, max(total, 0), 0
         self.started = self.last_line = time.monotonic()
-        self.next_share = 0.1
-        self.at_end = False
+        self.next_count = self.tenth(1)
+        self.ended = False
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.timer: threading.Thread | None = None
         isatty = getattr(self.file, "isatty", None)
-        self.bar = tqdm(total=total, desc=label, unit=unit, file=self.file) if isatty and isatty() else None
+        self.bar = tqdm(total=total, desc=label, file=self.file) if isatty and isatty() else None
+        if self.bar is None:
+            self.timer = threading.Thread(target=self.beat, name=f"progress: {label}", daemon=True)
+            self.timer.start()
 
     def __enter__(self) -> "Progress":
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if exc_info[0] is None:
-            self.close()
-        elif self.bar is not None:
-            self.bar.close()
+        self.close(completed=exc_info[0] is None)
+
+    def tenth(self, tenths: int) -> int:
+        return -(-self.total * tenths // 10)
 
     def update(self, count: int = 1) -> None:
         self.done += count
         if self.bar is not None:
             self.bar.update(count)
-            return
-        now = time.monotonic()
-        if self.done >= self.next_share * self.total or now - self.last_line >= PROGRESS_SECONDS:
-            self.line(now)
+        elif self.done >= self.next_count:
+            self.next_count = self.tenth(self.done * 10 // self.total + 1)
+            if self.done >= self.total or time.monotonic() - self.last_line >= 1:
+                self.line()
 
-    def close(self) -> None:
+    def beat(self) -> None:
+        while not self.stopped.wait(max(0.1, PROGRESS_SECONDS - (time.monotonic() - self.last_line))):
+            if time.monotonic() - self.last_line >= PROGRESS_SECONDS:
+                self.line()
+
+    def close(self, *, completed: bool = True) -> None:
+        self.stopped.set()
+        if self.timer is not None:
+            self.timer.join()
         if self.bar is not None:
             self.bar.close()
-        elif not self.at_end:
-            self.line(time.monotonic())
+        elif completed and not self.ended:
+            self.line()
 
-    def line(self, now: float) -> None:
-        share = self.done / self.total if self.total else 1.0
-        self.file.write(
-            f"{self.label}: {self.done:,} / {self.total:,} ({share * 100:.0f} %) {now - self.started:.0f} s\n"
-        )
-        self.file.flush()
-        self.last_line = now
-        self.next_share = (int(share * 10 + 1e-9) + 1) / 10
-        self.at_end = self.done >= self.total
+    def line(self) -> None:
+        with self.lock:
+            now, done = time.monotonic(), self.done
+            share = done / self.total if self.total else 1.0
+            self.file.write(
+                f"{self.label}: {done:,} / {self.total:,} ({share * 100:.0f} %) {now - self.started:.0f} s\n"
+            )
+            self.file.flush()
+            self.last_line = now
+            self.ended = done >= self.total
 
 
 class Table:
@@ -799,7 +816,7 @@ class Loader:
         statements.append(f"ANALYZE {', '.join(map(self.connection.ops.quote_name, tables))}")
         self.log(f"Building {len(indexes)} indexes and checking {len(foreign_keys)} foreign keys…")
         with (
-            Progress("Indexes and keys", len(statements), self.progress_file, "step") as progress,
+            Progress("Indexes and keys", len(statements), self.progress_file) as progress,
             self.connection.cursor() as cursor,
         ):
             for statement in statements:
@@ -1075,14 +1092,22 @@ class DemoBuilder:
                 self.log(
                     f"Creating {self.patient_count:,} patients with contacts, care teams and encounters…"
                 )
-                self.build_patients()
-                self.build_contact_methods_and_contacts()
-                self.build_care_teams()
-                self.build_encounters()
+                with self.step("Patients") as progress:
+                    self.build_patients(progress)
+                with self.step("Contact methods and contacts") as progress:
+                    self.build_contact_methods_and_contacts(progress)
+                with self.step("Care teams") as progress:
+                    self.build_care_teams(progress)
+                with self.step("Encounters") as progress:
+                    self.build_encounters(progress)
                 self.build_documents()
                 self.log(f"Creating {self.communication_count:,} communications…")
                 self.build_communications()
         return self.counts
+
+    def step(self, label: str, total: int | None = None) -> Progress:
+        """Progress over the patients (or ``total`` things) for one step of the build."""
+        return Progress(label, self.patient_count if total is None else total, self.progress_file)
 
     def zone(self, name: str) -> ZoneInfo:
         if name not in self.zones:
@@ -1230,7 +1255,7 @@ class DemoBuilder:
     def last_name(self, language: str) -> str:
         return self.rng.choice(self.pool[("es" if language == "es" else "en", "last")])
 
-    def build_patients(self) -> None:
+    def build_patients(self, progress: Progress) -> None:
         rng = self.rng
         self.name_pools()
         languages, language_weights = zip(*LANGUAGES, strict=True)
@@ -1285,6 +1310,7 @@ class DemoBuilder:
                 self.households.append(household)
             self.rows.extend(members)
             index += size
+            progress.update(size)
         first_id = self.loader.reserve(Patient, len(self.rows))
         for offset, row in enumerate(self.rows):
             row.pk = first_id + offset
@@ -1350,7 +1376,7 @@ class DemoBuilder:
                 row.mobile_opted_out = index > 2 and rng.random() < 0.02
         return row
 
-    def build_contact_methods_and_contacts(self) -> None:
+    def build_contact_methods_and_contacts(self, progress: Progress) -> None:
         rng = self.rng
         contacts: list[ContactRow] = []
         methods = 0
@@ -1396,6 +1422,7 @@ class DemoBuilder:
                 )
                 if wants_contact:
                     contacts.append(self.new_contact(row, len(contacts)))
+                progress.update()
         first_id = self.loader.reserve(Contact, len(contacts))
         for offset, contact in enumerate(contacts):
             contact.pk = first_id + offset
@@ -1439,7 +1466,7 @@ class DemoBuilder:
         row.contacts.append(contact)
         return contact
 
-    def build_care_teams(self) -> None:
+    def build_care_teams(self, progress: Progress) -> None:
         """Most patients have a care team with exactly one primary contact; Nora Diaz is on a third of them."""
         rng = self.rng
         coordinator = self.users["coordinator"]
@@ -1448,6 +1475,7 @@ class DemoBuilder:
         with self.loader.stream(table) as put:
             for row in self.rows:
                 showcase = row.index < 3
+                progress.update()
                 if not showcase and rng.random() < 0.03:
                     continue  # no care team: visible only to Inbox Full Patient
                 if row.index >= TEAM_PATIENTS:
@@ -1485,7 +1513,7 @@ class DemoBuilder:
         row.inbox_members = [nurse, provider]
         row.on_nurse_team = False
 
-    def build_encounters(self) -> None:
+    def build_encounters(self, progress: Progress) -> None:
         rng = self.rng
         statuses = (Encounter.Status.COMPLETED,) * 8 + (Encounter.Status.CANCELLED, Encounter.Status.NO_SHOW)
         scheduled = Encounter.Status.SCHEDULED
@@ -1503,6 +1531,7 @@ class DemoBuilder:
         )
         with self.loader.stream(table) as put:
             for row in self.rows:
+                progress.update()
                 zone = self.zone(row.time_zone)
                 past, upcoming = rng.choice((0, 1, 2, 2, 3, 4)), rng.choice((0, 1, 1, 2))
                 for days in [-rng.randint(3, 400) for _ in range(past)] + [
@@ -1579,9 +1608,12 @@ class DemoBuilder:
         ]
         self.unknown_people = [self.unknown_person() for _ in range(max(20, self.communication_count // 25))]
         specs = self.showcase_specs()[: self.communication_count]
-        while len(specs) < self.communication_count:
-            specs.append(self.random_spec())
-        self.set_message_counts(specs)
+        with self.step("Planning communications", self.communication_count) as progress:
+            progress.update(len(specs))
+            while len(specs) < self.communication_count:
+                specs.append(self.random_spec())
+                progress.update()
+            self.set_message_counts(specs)
         self.provider_labels = {
             user.pk: f"Dr. {user.last_name}" if user.title == "MD" else f"{user.full_name}, {user.title}"
             for user in self.users.values()
@@ -1602,7 +1634,7 @@ class DemoBuilder:
         message_id = loader.reserve(Message, sum(spec.messages for spec in specs))
         self.counts.update(communications=0, messages=0, unrecognized=0, candidate_links=0, attachments=0)
         batch_size = COPY_BATCH if loader.postgres else BATCH_SIZE
-        with Progress("Communications", len(specs), self.progress_file, "comm") as progress:
+        with self.step("Communications", len(specs)) as progress:
             for start in range(0, len(specs), batch_size):
                 batch = specs[start : start + batch_size]
                 rows: list[tuple] = []

@@ -1,6 +1,7 @@
 """``manage.py seed_demo``: deterministic, consistent synthetic demo data, and its idempotence contract."""
 
 import re
+import time
 from collections import Counter
 from io import StringIO
 
@@ -9,11 +10,12 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from adminportal.models import Region, User
+from careportal import demo
 from careportal.demo import demo_logins
 from careportal.models import CareTeamMember, Contact, Document, Encounter, Patient, PatientContactMethod
 from designer.models import ConfigVersion, MessageTemplate, Policy
@@ -27,9 +29,14 @@ EXAMPLE_EMAIL = re.compile(r"^[a-z0-9.]+@([a-z0-9-]+\.)*(example\.com|[a-z0-9-]+
 MESSAGE_ID = re.compile(r"^<[0-9a-f]{32}@[a-z0-9.-]+>$")
 
 pytestmark = pytest.mark.django_db
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the COPY path (indexes and foreign keys set aside and rebuilt, sequences) is PostgreSQL's; "
+    "CI runs these on PostgreSQL",
+)
 
 
-def seed(*args: str) -> str:
+def seed(*args: str, stderr: StringIO | None = None) -> str:
     out = StringIO()
     call_command(
         "seed_demo",
@@ -41,9 +48,22 @@ def seed(*args: str) -> str:
         str(SEED),
         *args,
         stdout=out,
-        stderr=StringIO(),
+        stderr=stderr if stderr is not None else StringIO(),
     )
     return out.getvalue()
+
+
+def schema() -> tuple[set, set]:
+    """Every index and every constraint of the database (PostgreSQL), with its definition."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+        indexes = set(cursor.fetchall())
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated, condeferrable, "
+            "condeferred FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+        )
+        constraints = set(cursor.fetchall())
+    return indexes, constraints
 
 
 @pytest.fixture
@@ -410,3 +430,93 @@ def test_a_large_organisation_gets_more_teams_and_panels_stay_human_sized(monkey
         .values_list("author__username", flat=True)
     )
     assert authors and all(name.startswith("t0") or name == "lead" for name in authors)
+
+
+def test_progress_is_printed_as_plain_lines_when_the_output_is_not_a_terminal(db):
+    err = StringIO()
+    seed(stderr=err)
+    lines = err.getvalue().splitlines()
+    assert lines and all(
+        re.fullmatch(r"[A-Z][a-z ]+: [\d,]+ / [\d,]+ \(\d+ %\) \d+ s", line) for line in lines
+    )
+    assert f"Patients: {PATIENTS} / {PATIENTS} (100 %)" in err.getvalue()
+    assert f"Communications: {COMMUNICATIONS} / {COMMUNICATIONS} (100 %)" in err.getvalue()
+    assert "\r" not in err.getvalue()
+
+
+def test_progress_prints_every_tenth_at_most_once_a_second_and_while_a_long_step_runs(monkeypatch):
+    out = StringIO()
+    with demo.Progress("Things", 1000, out) as progress:
+        for _ in range(1000):
+            progress.update()
+    assert out.getvalue().splitlines() == [
+        out.getvalue().splitlines()[-1]
+    ]  # all within a second: the end only
+    assert re.fullmatch(r"Things: 1,000 / 1,000 \(100 %\) 0 s\n", out.getvalue())
+
+    monkeypatch.setattr(demo, "PROGRESS_SECONDS", 0.05)
+    out = StringIO()
+    with demo.Progress("Index", 4, out) as progress:
+        progress.update()
+        time.sleep(0.3)  # one slow statement: the timer still reports
+        progress.update(3)
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 3
+    assert lines[0].startswith("Index: 1 / 4 (25 %)") and lines[-1].startswith("Index: 4 / 4 (100 %)")
+
+
+def test_a_failure_part_way_leaves_the_database_as_it_was(monkeypatch):
+    before = schema() if connection.vendor == "postgresql" else None
+
+    def fail(self):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(demo.DemoBuilder, "build_communications", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        seed()
+    assert not Patient.objects.exists() and not User.objects.filter(username="nurse").exists()
+    if before is not None:
+        assert schema() == before
+
+
+def test_new_rows_can_be_created_after_seeding(seeded):
+    """The seed assigned ids itself rather than the database: the sequences must have moved past them."""
+    models = (Patient, Contact, Communication, Message)
+    top = {model: model.objects.order_by("-pk").values_list("pk", flat=True)[0] for model in models}
+    patient = Patient.objects.create(
+        mrn="NEW0000001", first_name="New", last_name="Patient", birth_date=timezone.localdate()
+    )
+    contact = Contact.objects.create(
+        patient=patient, first_name="New", last_name="Contact", relationship="friend"
+    )
+    communication = Communication.objects.create(
+        channel=Channel.SMS,
+        patient=patient,
+        counterpart="+15559999999",
+        sending_line=SendingLine.objects.first(),
+    )
+    message = Message.objects.create(
+        communication=communication, direction="in", body_text="New after seeding", delivery_status="received"
+    )
+    for created in (patient, contact, communication, message):
+        assert created.pk > top[type(created)], type(created).__name__
+
+
+@postgresql_only
+def test_the_postgresql_load_keeps_every_index_and_constraint_of_the_migrated_schema(db):
+    before = schema()
+    counts = demo.seed_demo(
+        patients=PATIENTS, communications=COMMUNICATIONS, seed=SEED, progress_file=StringIO()
+    )
+    assert schema() == before
+    assert counts["communications"] == Communication.objects.count() == COMMUNICATIONS
+    assert counts["messages"] == Message.objects.count() == 5 * COMMUNICATIONS
+    assert counts["patients"] == Patient.objects.count() == PATIENTS
+    assert counts["candidate_links"] == Communication.candidate_patients.through.objects.count()
+    assert counts["attachments"] == Attachment.objects.count()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM inbox_message WHERE body_tsv IS NULL OR body_tsv = ''::tsvector")
+        assert cursor.fetchone()[0] == 0
+        # The full-text search reads the stored vector: a word of a seeded message finds it.
+        cursor.execute("SELECT count(*) FROM inbox_message WHERE body_tsv @@ to_tsquery('simple', 'thanks')")
+        assert cursor.fetchone()[0] > 0
