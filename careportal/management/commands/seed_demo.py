@@ -16,7 +16,8 @@ class Command(BaseCommand):
     help = (
         "Create demo data: a published Designer configuration, demo users, sending lines, inbound addresses, "
         "patients with care teams, encounters and documents, and an inbox of communications. Refuses to run on "
-        "a database that already holds data unless --if-empty is given, in which case it skips quietly."
+        "a database that already holds data unless --if-empty is given, in which case it skips quietly. Progress "
+        "goes to stderr (a bar on a terminal, plain lines otherwise)."
     )
 
     def add_arguments(self, parser):
@@ -62,7 +63,8 @@ class Command(BaseCommand):
             patients=patients,
             communications=communications,
             seed=seed,
-            progress_file=getattr(self.stderr, "_out", sys.stderr),  # tqdm needs the raw stream for "\r"
+            # Progress: tqdm's bar when stderr is a terminal (it needs the raw stream for "\r"), plain lines otherwise.
+            progress_file=getattr(self.stderr, "_out", sys.stderr),
             log=self.stdout.write,
         )
         elapsed = time.monotonic() - started
