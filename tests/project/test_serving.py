@@ -122,3 +122,41 @@ def test_the_production_command_serves_with_several_worker_processes(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert server.returncode == 0, log.read_text()[-3000:]
+
+
+def test_http_requests_run_the_whole_sync_chain_in_one_call():
+    """The HTTP handler's middleware chain is sync end to end (no hop back to the event loop for the view)."""
+    import asyncio
+
+    from inbox_project.handlers import SyncChainASGIHandler
+
+    handler = SyncChainASGIHandler()
+    assert not asyncio.iscoroutinefunction(handler._middleware_chain)
+
+
+@pytest.mark.django_db
+def test_the_asgi_application_answers_http_through_the_sync_chain():
+    import asyncio
+    import json
+
+    from asgiref.testing import ApplicationCommunicator
+
+    from inbox_project.asgi import application
+
+    async def get(path: str) -> tuple[int, bytes]:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
+        }  # fmt: skip
+        communicator = ApplicationCommunicator(application, scope)
+        await communicator.send_input({"type": "http.request", "body": b""})
+        start = await communicator.receive_output(timeout=10)
+        body = await communicator.receive_output(timeout=10)
+        await communicator.wait(timeout=10)
+        return start["status"], body["body"]
+
+    status, body = asyncio.run(get("/healthz"))
+    assert (status, json.loads(body)) == (200, {"status": "ok"})
+    status, _ = asyncio.run(get("/no-such-page/"))
+    assert status == 404
