@@ -78,6 +78,8 @@ def test_redis_cache_objects_share_one_connection_pool():
     pool = first._cache._get_connection_pool(write=True)
     assert second._cache._get_connection_pool(write=True) is pool
     assert other._cache._get_connection_pool(write=True) is not pool
+    assert first._cache.get_client(write=True) is second._cache.get_client()
+    assert first._cache.get_client().connection_pool is pool
 
 
 def free_port() -> int:
