@@ -695,7 +695,7 @@ FOREIGN_KEYS_SQL = """
 """
 # Indexes no constraint owns or refers to (primary keys and unique constraints stay): dropped before the load.
 INDEXES_SQL = """
-    SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), pg_relation_size(i.indrelid)
+    SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
     FROM pg_index i
     WHERE i.indrelid = ANY (%s::text[]::regclass[])
       AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
@@ -805,10 +805,10 @@ class Loader:
             indexes = cursor.fetchall()
             for table, name, _definition in foreign_keys:
                 cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
-            for name, _definition, _size in indexes:
+            for name, _definition in indexes:
                 cursor.execute(f"DROP INDEX {name}")
         yield
-        statements = [definition for _name, definition, _size in indexes]
+        statements = [definition for _name, definition in indexes]
         statements += [
             f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
             for table, name, definition in foreign_keys
