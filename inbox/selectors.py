@@ -308,7 +308,8 @@ def _after(qs, cursor: str):
     if not cursor:
         return qs
     at, pk = decode_cursor(cursor)
-    return qs.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, pk__lt=pk))
+    # The plain bound lets an index scan start there (PostgreSQL cannot bound one by the OR alone).
+    return qs.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, pk__lt=pk), last_message_at__lte=at)
 
 
 # A folder count stops at COUNT_CAP + 1, shown as "10,000+": nobody triages ten thousand rows by their number, and
@@ -507,23 +508,36 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
     for q in search.others:
         _sort_kind(Communication.objects.filter(q).values_list("pk", flat=True), q, "pk", resolved, walked)
     newest: dict[int, object] = {}
-    text_found = None
-    if not search.text_is_rare():
-        text_found = _text_walked(unsearched, search, limit)
+
+    def open_rows():
+        """The folder's rows that can still be on the page: once ``limit + 1`` rows are found, only rows newer than
+        the last of them. Each kind after the first looks at those only, so its walk stops at the page's end."""
+        if len(newest) <= limit:
+            return unsearched
+        at, pk = sorted(((at, pk) for pk, at in newest.items()), reverse=True)[limit]
+        # The plain bound lets the walk stop there (PostgreSQL cannot bound an index scan by the OR alone).
+        newer = Q(last_message_at__gt=at) | Q(last_message_at=at, pk__gt=pk)
+        return unsearched.filter(newer, last_message_at__gte=at)
+
+    def take(matches: Q) -> None:
+        newest.update(open_rows().filter(matches).values_list("pk", "last_message_at")[: limit + 1])
+
+    # One query per kind, not one for any of them: as one OR, PostgreSQL can only walk the folder testing each row,
+    # which reads all of a nurse's care-team folder of a large organisation when the term is rare in it (seconds);
+    # a kind on its own it can join from its own side. Common kinds first: they fill the page from the newest rows.
+    for matches in walked:
+        take(matches)
+    text_found = None if search.text_is_rare() else _text_walked(open_rows(), search, limit)
     if text_found is not None:
         newest.update(text_found)
     else:  # rare words, or common words seldom together ("blood tomorrow"): what they match is few, by the index
-        texts = search.messages.values_list("communication_id", flat=True).distinct()
-        found = _found_ids(texts)
-        if found is None:
-            walked.append(search.in_messages)
-        elif found:
-            resolved.append(_ids_q(found))
-    # One query per kind, not one for any of them: as one OR, PostgreSQL can only walk the folder testing each row,
-    # which reads all of a nurse's care-team folder of a large organisation when the term is rare in it (seconds);
-    # a kind on its own it can join from its own side.
-    for matches in resolved + walked:
-        newest.update(unsearched.filter(matches).values_list("pk", "last_message_at")[: limit + 1])
+        texts = _found_ids(search.messages.values_list("communication_id", flat=True).distinct())
+        if texts is None:
+            take(search.in_messages)
+        elif texts:
+            take(_ids_q(texts))
+    for matches in resolved:
+        take(matches)
     return _page_of(sorted(newest, key=lambda pk: (newest[pk], pk), reverse=True)[: limit + 1], limit)
 
 
