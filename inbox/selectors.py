@@ -312,9 +312,9 @@ def _after(qs, cursor: str):
     return qs.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, pk__lt=pk), last_message_at__lte=at)
 
 
-# A folder count stops at COUNT_CAP + 1, shown as "10,000+": nobody triages ten thousand rows by their number, and
-# counting an organisation-wide folder exactly would read every row of it on every change.
-COUNT_CAP = 10_000
+# A folder count stops at COUNT_CAP + 1, shown as "1,000+": nobody triages a thousand rows by their number, and
+# counting an organisation-wide folder exactly would read every row of it on every change (docs/decisions.md).
+COUNT_CAP = 1_000
 
 
 def folder_counts(*, user, filters: FolderFilters | None = None) -> dict[Folder, int]:

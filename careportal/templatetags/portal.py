@@ -176,7 +176,7 @@ def sanitize_html(value: str) -> str:
 
 @register.filter
 def folder_count(value) -> str:
-    """A folder's count, "10,000+" above the selector's cap (``inbox.selectors.COUNT_CAP``)."""
+    """A folder's count, "1,000+" above the selector's cap (``inbox.selectors.COUNT_CAP``)."""
     from django.contrib.humanize.templatetags.humanize import intcomma
 
     from inbox.selectors import COUNT_CAP

@@ -69,10 +69,10 @@ class FolderSerializer(serializers.Serializer):
     folder = serializers.ChoiceField(choices=Folder.choices, help_text="Inbox and folder, e.g. my/assigned.")
     name = serializers.CharField()
     count = serializers.IntegerField(
-        help_text="Communications in the folder with the filters applied, counted up to 10,000 (see count_capped)."
+        help_text="Communications in the folder with the filters applied, counted up to 1,000 (see count_capped)."
     )
     count_capped = serializers.BooleanField(
-        help_text="True when the folder holds more than 10,000 communications: count is then 10,000."
+        help_text="True when the folder holds more than 1,000 communications: count is then 1,000."
     )
     communications_url = serializers.CharField()
 

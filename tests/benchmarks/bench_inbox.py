@@ -193,7 +193,7 @@ DATA_NOTE = (
     "Data: `seed_demo` at 10,000 and 1,000,000 communications (2,000 / 200,000 patients, 5 messages each), vacuumed\n"
     "and analysed after seeding. A larger organisation gets one generated team per 2,000 patients, so the demo nurse's\n"
     "panel (761 patients), assignments (1,817) and sent communications (about 2,000) are the same at both sizes while\n"
-    'the All Patients folders, their counts and every search grow 100×. Counts stop at 10,001 rows ("10,000+").\n'
+    'the All Patients folders, their counts and every search grow 100×. Counts stop at 1,001 rows ("1,000+").\n'
     "Measured on a machine shared with other test runs, so single figures move by ±30 %."
 )
 
