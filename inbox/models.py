@@ -152,11 +152,14 @@ class Communication(models.Model):
             # Newest first over everything: folders whose rule is an EXISTS (Sent, Primary Contact, Care Team) walk it
             # and stop after a page.
             models.Index(fields=["-last_message_at", "-id"], name="comm_recent_idx"),
-            # All Patients Directed / Unrecognized, newest first (the whole-table folders).
+            # All Patients Directed / Unrecognized, newest first (the whole-table folders). The patient and contact
+            # ride along (PostgreSQL): a search by name walks this index testing each row's patient or contact
+            # without reading the row.
             models.Index(
                 fields=["-last_message_at", "-id"],
                 name="comm_linked_recent_idx",
                 condition=Q(is_unrecognized=False),
+                include=["patient", "contact"],
             ),
             models.Index(
                 fields=["-last_message_at", "-id"],

@@ -183,32 +183,35 @@ class Search:
         """Every kind but message text, each as a filter on communications."""
         return [Q(**{f"{by}__in": people}) for people, by in self.people] + self.others
 
-    def text_is_rare(self) -> bool:
-        """Whether at most ``RARE_TEXT_MESSAGES`` messages can match the text, by PostgreSQL's planner estimate (from
-        the statistics of ``body_tsv``: a millisecond, and what the planner itself relies on) for each word alone.
-        Several words match at most what their rarest word matches; the planner's estimate for the words together
-        assumes they are independent, and words people search for together are not ("blood pressure": estimated
-        1,200 messages of 5,000,000, found in 54,000)."""
+    def text_is_rare(self, up_to: int | None = None) -> bool:
+        """Whether at most ``up_to`` (``RARE_TEXT_MESSAGES``) messages can match the text, by PostgreSQL's planner
+        estimate (from the statistics of ``body_tsv``: a millisecond, and what the planner itself relies on) for each
+        word alone. Several words match at most what their rarest word matches; the planner's estimate for the words
+        together assumes they are independent, and words people search for together are not ("blood pressure":
+        estimated 1,200 messages of 5,000,000, found in 54,000)."""
         if connection.vendor != "postgresql":
             return True  # SQLite: small databases, one scan either way
-        words = self.words
-        if not words:
-            return True
+        up_to = RARE_TEXT_MESSAGES if up_to is None else up_to
+        return self.text_estimate <= up_to
+
+    @cached_property
+    def text_estimate(self) -> float:
+        """The planner's estimate of the messages the rarest word matches (0 when there is no word)."""
         estimates = []
-        for index, word in enumerate(words):
-            prefix = index == len(words) - 1 and not is_email_address(self.term)
+        for index, word in enumerate(self.words):
+            prefix = index == len(self.words) - 1 and not is_email_address(self.term)
             one = message_text_matches(word + ("" if prefix else " "), prefix=prefix)
             try:
                 sql, params = one.values("pk").query.sql_with_params()
             except EmptyResultSet:
-                return True
+                return 0
             with connection.cursor() as db:
                 db.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
                 plan = db.fetchone()[0]
             if isinstance(plan, str | bytes):
                 plan = json.loads(plan)
             estimates.append(plan[0]["Plan"]["Plan Rows"])
-        return min(estimates) <= RARE_TEXT_MESSAGES
+        return min(estimates, default=0)
 
     @property
     def words(self) -> list[str]:
@@ -525,19 +528,30 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
     # One query per kind, not one for any of them: as one OR, PostgreSQL can only walk the folder testing each row,
     # which reads all of a nurse's care-team folder of a large organisation when the term is rare in it (seconds);
     # a kind on its own it can join from its own side. Common kinds first: they fill the page from the newest rows.
-    for matches in walked:
+    for matches in walked + resolved:
         take(matches)
-    text_found = None if search.text_is_rare() else _text_walked(open_rows(), search, limit)
+    # Message text last, on the rows that can still be on the page: tested row by row on a window of the newest of
+    # them when the words are common, or when they are not rare and the folder is one person's (a few thousand rows:
+    # My Inbox, Care Team); read from the full-text index when they are rare.
+    texts = search.messages.values_list("communication_id", flat=True)
+    text_found = few = None
+    if not search.text_is_rare():
+        text_found = _text_walked(open_rows(), search, limit)
+    elif folder.inbox != InboxKind.ALL_PATIENTS and connection.vendor == "postgresql":
+        few = _found_ids(
+            texts, KIND_IDS
+        )  # the planner cannot tell "rare" from "none" (a default for unknown words)
+        if few is None:
+            text_found = _text_walked(open_rows(), search, limit)
     if text_found is not None:
         newest.update(text_found)
     else:  # rare words, or common words seldom together ("blood tomorrow"): what they match is few, by the index
-        texts = _found_ids(search.messages.values_list("communication_id", flat=True).distinct())
-        if texts is None:
+        if few is None:
+            few = _found_ids(texts.distinct())
+        if few is None:
             take(search.in_messages)
-        elif texts:
-            take(_ids_q(texts))
-    for matches in resolved:
-        take(matches)
+        elif few:
+            take(_ids_q(few))
     return _page_of(sorted(newest, key=lambda pk: (newest[pk], pk), reverse=True)[: limit + 1], limit)
 
 

@@ -533,8 +533,13 @@ def test_a_search_matching_a_large_share_pages_through_every_match_newest_first(
 @pytest.mark.parametrize("rare_text_messages", [0, 10**9], ids=["text walked", "text resolved by index"])
 @pytest.mark.parametrize("id_limit", [1, 20_000], ids=["kinds walked", "kinds resolved"])
 @pytest.mark.parametrize("window", [2, 5_000], ids=["window too short", "window"])
+@pytest.mark.parametrize(
+    ("who", "folder"),
+    [("lead", Folder.ALL_DIRECTED), ("nurse", Folder.CARE_TEAM_DIRECTED)],
+    ids=["organisation-wide folder", "one person's folder"],
+)
 def test_every_search_strategy_gives_the_same_pages(
-    lead, patient, monkeypatch, rare_text_messages, id_limit, window
+    request, patient, monkeypatch, rare_text_messages, id_limit, window, who, folder
 ):
     """Message text resolved by its index or tested row by row on a window of the folder's newest rows (falling
     back to the index when the window is too short), names and other kinds resolved to ids or walked: the pages
@@ -556,13 +561,14 @@ def test_every_search_strategy_gives_the_same_pages(
         communication = CommunicationFactory(patient=owner, last_message_at=base - dt.timedelta(minutes=i))
         MessageFactory(communication=communication, body_text="ask Dr Clark" if i % 3 == 1 else "fine")
     filters = FolderFilters(query="clark")
+    user = request.getfixturevalue(who)
+    if who == "nurse":  # Ann Clarkson is on the nurse's care team too
+        CareTeamMemberFactory(patient=clark, user=user)
     expected = list(
-        folder_communications(user=lead, folder=Folder.ALL_DIRECTED, filters=filters).values_list(
-            "pk", flat=True
-        )
+        folder_communications(user=user, folder=folder, filters=filters).values_list("pk", flat=True)
     )
     assert len(expected) == 6
-    assert every_page(user=lead, folder=Folder.ALL_DIRECTED, filters=filters, limit=2) == expected
+    assert every_page(user=user, folder=folder, filters=filters, limit=2) == expected
 
 
 def test_a_searched_folder_page_reads_a_bounded_number_of_rows_per_kind(lead, patient):
