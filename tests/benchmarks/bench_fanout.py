@@ -2,7 +2,7 @@
 see inbound SMS while many tabs are open and messages keep arriving.
 
 Everything runs on a private PostgreSQL and Redis (``tests/benchmarks/services.py``), DEBUG off: ``seed_demo`` at
-10,000 communications (2,000 patients; vacuumed and analysed), two daphne web processes and one Celery worker
+10,000 communications (2,000 patients; vacuumed and analysed), two web processes (the production command: gunicorn with one uvicorn worker each) and one Celery worker
 (prefork, concurrency 2) as the Procfile runs them (no beat: the webhook queues the filing itself).
 
 Tabs: N signed-in WebSockets to ``/ws/portal/``, spread evenly over the two web processes, each subscribed as an
@@ -646,7 +646,7 @@ def report(results: dict, ctx: dict, started: float) -> str:
             f"{(time.monotonic() - started) / 60:.1f} min. Load before: `{ctx['load_before']}`; after: "
             f"`{services.load()}`.",
             "",
-            f"Private PostgreSQL and Redis, two daphne web processes, one Celery worker (prefork, concurrency 2), "
+            f"Private PostgreSQL and Redis, two web processes (gunicorn, one uvicorn worker each), one Celery worker (prefork, concurrency 2), "
             f"DEBUG off. Data: `seed_demo` at {data['communications']:,} communications ({data['messages']:,} "
             f"messages, {data['patients']:,} patients), vacuumed. Tabs: half `lead` on All Patients → Directed, half "
             f"`nurse` on Care Team → Directed, each subscribed with its folder's first {ROWS} rows, spread over both "

@@ -1,9 +1,9 @@
 """Ingestion benchmark (``make bench-ingest``; not a test), on a private PostgreSQL and Redis
-(``tests/benchmarks/services.py``), with daphne, one Celery worker (prefork, concurrency 2) and Celery beat as the
+(``tests/benchmarks/services.py``), with the production web command (gunicorn, one uvicorn worker per web process), one Celery worker (prefork, concurrency 2) and Celery beat as the
 Procfile runs them, DEBUG off:
 
 a. Acknowledgement latency of the Twilio SMS webhook (signature check, raw item stored in its own transaction,
-   processing queued) against a bare Django view on the same daphne process, through the same middleware and the
+   processing queued) against a bare Django view on the same web process, through the same middleware and the
    same HTTP client: after a warm-up, N requests to each, interleaved one by one so both see the same load,
    sequential, with the worker filing the SMS in the background as in production. Target: webhook p95 ≤ 20 ms.
 b. Ingestion throughput: M SMS from recognised numbers posted by concurrent clients; from the first post to the
@@ -57,7 +57,7 @@ WARMUP = int(os.environ.get("BENCH_WARMUP", "200"))
 MESSAGES = int(os.environ.get("BENCH_THROUGHPUT_MESSAGES", "3000"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 # Web processes for (b), clients spread over them as a load balancer would (DESIGN.md: scaling out is more ASGI web
-# processes). One daphne process runs every sync view on one thread, so one process cannot use two cores.
+# processes). One web process holds one GIL, so one process cannot use two cores.
 WEB_PROCESSES = int(os.environ.get("BENCH_WEB_PROCESSES", "2"))
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "500"))
 LINE = "+15550100000"
@@ -243,10 +243,10 @@ def main() -> int:
         print(f"== b. {MESSAGES:,} SMS from {CLIENTS} concurrent clients", flush=True)
         load_before = services.load()
         postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
-        groups = {"web (daphne)": processes[0].process.pid, "worker": processes[1].process.pid,
+        groups = {"web": processes[0].process.pid, "worker": processes[1].process.pid,
                   "beat": processes[2].process.pid, "PostgreSQL": postmaster, "Redis": redis.process.pid}  # fmt: skip
         for n, other in enumerate(webs[1:], start=2):
-            groups[f"web {n} (daphne)"] = other.process.pid
+            groups[f"web {n}"] = other.process.pid
         cpu_before = cpu_seconds(groups)
         throughput = measure_throughput(bases, pg.url)
         cpu_after = cpu_seconds(groups)
@@ -271,7 +271,7 @@ def main() -> int:
         [
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (`make bench-ingest`, `tests/benchmarks/bench_ingest.py`) "
             "on 2 cores shared with other test runs; private PostgreSQL and Redis, "
-            f"{WEB_PROCESSES} daphne process{'es' if WEB_PROCESSES > 1 else ''} (the first also serves a.), one "
+            f"{WEB_PROCESSES} web process{'es' if WEB_PROCESSES > 1 else ''} (the first also serves a.), one "
             "Celery worker (prefork, concurrency 2) and Celery beat, DEBUG off.",
             "",
             f"a. Acknowledgement latency, milliseconds at the client, {ACK_REQUESTS:,} sequential requests each after "
@@ -285,7 +285,7 @@ def main() -> int:
             f"Webhook p95 − bare p95: {overhead:.1f} ms.",
             "",
             f"b. Throughput webhook → stored → linked: {MESSAGES:,} SMS from {PATIENTS} recognised numbers, "
-            f"{CLIENTS} concurrent clients spread over {len(bases)} daphne process{'es' if len(bases) > 1 else ''} "
+            f"{CLIENTS} concurrent clients spread over {len(bases)} web process{'es' if len(bases) > 1 else ''} "
             f"(target ≥ {TARGET_RATE:.0f} messages/s). Load before: `{load_before}`; "
             f"after: `{load_after}`.",
             "",

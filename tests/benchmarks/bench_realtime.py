@@ -144,19 +144,11 @@ def free_port() -> int:
 
 def start_web(log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "inbox_project.asgi:application",
-    ]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=web_env(), stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
+    # The Procfile's production command, one uvicorn worker per web process.
+    command = [sys.executable, "-m", "gunicorn", "--config", "python:inbox_project.gunicorn_conf"]
+    command.append("inbox_project.asgi:application")
+    env = {**web_env(), "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
@@ -340,7 +332,7 @@ def write_results(latency: dict[str, list[float]], idle: dict) -> str:
             SECTION,
             "",
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores), "
-            f"Python {platform.python_version()}, PostgreSQL, Redis channel layer, two daphne web processes, "
+            f"Python {platform.python_version()}, PostgreSQL, Redis channel layer, two web processes (gunicorn, one uvicorn worker each), "
             "headless Chromium (`make bench-realtime`, `tests/benchmarks/bench_realtime.py`).",
             "",
             "Latency from the POST on web process 1 to the message appearing in the open conversation of a browser",

@@ -3,7 +3,7 @@ worker is SIGKILLed, Redis is stopped and restarted, and PostgreSQL is restarted
 messages, none lost, none duplicated.
 
 Everything runs on private services (``tests/benchmarks/services.py``: PostgreSQL on 5499 in a temporary cluster,
-Redis on 6399 without persistence), so the shared ones are never disturbed: daphne, one Celery worker and Celery
+Redis on 6399 without persistence), so the shared ones are never disturbed: the production web command, one Celery worker and Celery
 beat as the Procfile runs them, with the sweeper every 5 s and a 10 s grace instead of 60/60 so the run drains in
 minutes. Clients behave like providers: several threads, each item retried on 503, timeouts and connection errors
 until it is acknowledged with 200, and counted as sent only then.
@@ -350,7 +350,7 @@ def main() -> int:
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (`make faults`, `tests/benchmarks/faults.py`) on 2 cores "
         "shared with other test runs, on a private PostgreSQL (own cluster, port 5499) and Redis (port 6399, no "
-        "persistence); daphne, one Celery worker (prefork, concurrency 2) and Celery beat (sweeper every 5 s, "
+        "persistence); the web command (gunicorn, one uvicorn worker), one Celery worker (prefork, concurrency 2) and Celery beat (sweeper every 5 s, "
         "10 s grace).",
         "",
         f"- load before: `{load_before}`",

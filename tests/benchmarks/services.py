@@ -2,7 +2,7 @@
 
 A PostgreSQL cluster of its own (``initdb`` into a temporary directory, port 5499 by default) and a Redis of its own
 (port 6399, no persistence), so the shared PostgreSQL on 5432 and Redis on 6379 are never touched, not even when the
-fault run stops and restarts them. Also: the app's processes as the Procfile runs them (daphne, a Celery worker,
+fault run stops and restarts them. Also: the app's processes as the Procfile runs them (gunicorn with uvicorn workers, a Celery worker,
 Celery beat) pointed at those services, signed webhook payloads, and the one helper that replaces a section of
 ``results.md`` while keeping the other benchmarks' sections.
 """
