@@ -24,27 +24,34 @@ CHANNEL_ORDER = ("sms", "email", "chat")
 
 
 def folder_filters(params: QueryDict) -> FolderFilters:
-    """``?status=open&channel=sms&unassigned=1&q=…`` as ``FolderFilters``. Unknown values are ignored; a filter
-    with nothing valid selected means "all", as the page shows it (all filters on by default)."""
-    statuses = frozenset(s for s in params.getlist("status") if s in ALL_STATUSES) or ALL_STATUSES
-    channels = (
-        frozenset(c for c in params.getlist("channel") if c in ALL_FILTER_CHANNELS) or ALL_FILTER_CHANNELS
-    )
+    """``?status=open&channel=sms&unassigned=1&q=…`` as ``FolderFilters``. A filter left out of the query means
+    "all" (every chip on, the default); one given only as an empty value (``?status=``) means none chosen — the
+    filter form sends an empty value beside its chips, so turning every chip of a group off says so, and the list is
+    empty rather than silently everything. Unknown values are ignored (as if left out)."""
     return FolderFilters(
-        statuses=statuses,
-        channels=channels,
+        statuses=chosen(params, "status", ALL_STATUSES),
+        channels=chosen(params, "channel", ALL_FILTER_CHANNELS),
         unassigned_only=params.get("unassigned") == "1",
         query=params.get("q", "").strip()[:SEARCH_MAX_LENGTH],
     )
 
 
+def chosen(params: QueryDict, key: str, every: frozenset[str]) -> frozenset[str]:
+    values = params.getlist(key)
+    picked = frozenset(v for v in values if v in every)
+    if picked:
+        return picked
+    return frozenset() if values and all(v == "" for v in values) else every
+
+
 def filter_query(folder: Folder, filters: FolderFilters, **extra) -> str:
-    """The canonical query string of ``filters`` (defaults left out) plus ``extra`` parameters that are set."""
+    """The canonical query string of ``filters`` (defaults left out; a group with nothing chosen as its empty value,
+    ``status=``) plus ``extra`` parameters that are set."""
     pairs: list[tuple[str, str]] = []
     if filters.statuses != ALL_STATUSES:
-        pairs += [("status", s) for s in STATUS_ORDER if s in filters.statuses]
+        pairs += [("status", s) for s in STATUS_ORDER if s in filters.statuses] or [("status", "")]
     if filters.channels != ALL_FILTER_CHANNELS:
-        pairs += [("channel", c) for c in CHANNEL_ORDER if c in filters.channels]
+        pairs += [("channel", c) for c in CHANNEL_ORDER if c in filters.channels] or [("channel", "")]
     if filters.unassigned_only and folder.is_shared:
         pairs.append(("unassigned", "1"))
     if filters.query:

@@ -43,6 +43,12 @@ class FolderFilters:
     query: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
+    @property
+    def selects_nothing(self) -> bool:
+        """No status or no channel chosen (both Open and Closed chips off, say): the list is empty by choice, and
+        no folder query is needed to know it."""
+        return not self.statuses or not self.channels
+
 
 def inboxes_for(user) -> list[InboxKind]:
     """My Inbox needs Inbox in the published role menu; Care Team needs Inbox Care Team (or Full Patient);

@@ -88,6 +88,16 @@ class ListState:
             or (self.filters.unassigned_only and self.folder.is_shared)
         )
 
+    @property
+    def restore_url(self) -> str:
+        """This list with every chip of each group that has none on turned back on (the empty state's link)."""
+        filters = self.filters
+        if not filters.statuses:
+            filters = dataclasses.replace(filters, statuses=FolderFilters().statuses)
+        if not filters.channels:
+            filters = dataclasses.replace(filters, channels=FolderFilters().channels)
+        return dataclasses.replace(self, filters=filters).list_url
+
     def moved_to(self, folder: Folder) -> "ListState":
         return ListState(folder=folder, filters=self.filters, open_id=self.open_id)
 

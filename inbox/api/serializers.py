@@ -88,11 +88,12 @@ class FolderFilterSerializer(serializers.Serializer):
 
     status = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(ALL_STATUSES)), required=False, default=list,
-        help_text="Repeat to allow several; none means both Open and Closed.",
+        help_text="Repeat to allow several; left out means both Open and Closed; an empty value alone means none.",
     )  # fmt: skip
     channel = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(ALL_FILTER_CHANNELS)), required=False, default=list,
-        help_text="sms, email (includes Secure Email), chat. Repeat to allow several; none means all.",
+        help_text="sms, email (includes Secure Email), chat. Repeat to allow several; left out means all; an empty "
+        "value alone means none.",
     )  # fmt: skip
     unassigned = serializers.BooleanField(
         required=False, default=False, help_text="Only unassigned (Care Team and All Patients folders)."

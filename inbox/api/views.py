@@ -166,18 +166,30 @@ def _validated(serializer_class, data, **kwargs):
 
 
 def _query(request, serializer_class):
-    """Query parameters, with the repeatable list parameters as lists."""
+    """Query parameters, with the repeatable list parameters as lists. A list parameter given only as an empty value
+    (``status=``, what the Inbox page's filter form sends with every chip of a group off) means none chosen: ``None``
+    here; left out, it is ``[]`` (all)."""
     data = {key: request.query_params.get(key) for key in request.query_params}
+    nothing_chosen = []
     for key in ("status", "channel"):
         if key in request.query_params:
-            data[key] = request.query_params.getlist(key)
-    return _validated(serializer_class, data)
+            data[key] = [value for value in request.query_params.getlist(key) if value != ""]
+            if not data[key]:
+                nothing_chosen.append(key)
+    validated = _validated(serializer_class, data)
+    for key in nothing_chosen:
+        validated[key] = None
+    return validated
+
+
+def _chosen(values: list | None, every: frozenset[str]) -> frozenset[str]:
+    return frozenset() if values is None else frozenset(values) or every
 
 
 def _filters(data) -> FolderFilters:
     return FolderFilters(
-        statuses=frozenset(data["status"]) or ALL_STATUSES,
-        channels=frozenset(data["channel"]) or ALL_FILTER_CHANNELS,
+        statuses=_chosen(data["status"], ALL_STATUSES),
+        channels=_chosen(data["channel"], ALL_FILTER_CHANNELS),
         unassigned_only=data["unassigned"],
         query=data["q"],
     )
@@ -206,9 +218,11 @@ def _detail(request, communication, *, audit_view: bool) -> dict:
 
 FILTER_PARAMETERS = [
     OpenApiParameter("status", OpenApiTypes.STR, many=True, enum=sorted(ALL_STATUSES), explode=True,
-                     description="open, closed (repeat for both; none means both)."),
+                     description="open, closed (repeat for both; left out means both; an empty value alone, "
+                                 "`status=`, means none: no rows, counts 0 — as the Inbox page with both chips off)."),
     OpenApiParameter("channel", OpenApiTypes.STR, many=True, enum=sorted(ALL_FILTER_CHANNELS), explode=True,
-                     description="sms, email (includes Secure Email), chat (none means all)."),
+                     description="sms, email (includes Secure Email), chat (left out means all; an empty value "
+                                 "alone, `channel=`, means none)."),
     OpenApiParameter("unassigned", OpenApiTypes.BOOL, description="Only unassigned (shared folders)."),
     OpenApiParameter("q", OpenApiTypes.STR, description="Search: phone, email, patient or contact name, message text."),
 ]  # fmt: skip

@@ -80,6 +80,33 @@ def test_folder_filters_and_search(api, many, query, expected):
     assert ids(response) == [many[i].pk for i in expected]
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=", []),
+        ("channel=", []),
+        ("status=&channel=sms", []),
+        ("status=&status=closed", [3, 1]),  # as the Inbox page's filter form sends one chip on
+        ("channel=&channel=email", [3, 1]),
+    ],
+)
+def test_an_empty_value_alone_chooses_none_as_on_the_page(api, many, query, expected):
+    """Issue 14, item 5: left out, a filter means all (documented); given only as an empty value it means none
+    chosen — no rows, counts 0 — in the API and on the Inbox page alike."""
+    for folder in ("my/assigned", "care-team/directed"):
+        response = api.get(f"/api/v1/folders/{folder}/communications/?{query}")
+        assert response.status_code == 200, response.content
+        assert ids(response) == [many[i].pk for i in expected], folder
+    counts = {
+        f["folder"]: f["count"]
+        for inbox in api.get(f"/api/v1/inboxes/?{query}").json()
+        for f in inbox["folders"]
+    }
+    assert counts["my/assigned"] == len(expected)
+    if not expected:
+        assert set(counts.values()) == {0}
+
+
 def test_unassigned_only_in_a_shared_folder(api, many, patient):
     free = CommunicationFactory(patient=patient, assignee=None)
     response = api.get("/api/v1/folders/care-team/directed/communications/?unassigned=true")

@@ -203,6 +203,54 @@ def test_unknown_filter_values_are_ignored_and_nothing_checked_means_all(client,
     assert 'name="status" value="open" checked' in html and 'name="channel" value="chat" checked' in html
 
 
+def test_both_status_chips_off_show_no_rows_and_say_how_to_get_them_back(client, nurse, mixed):
+    """Issue 14, item 5: the form sends an empty ``status`` beside its chips, so both chips off means none chosen —
+    not everything while both chips look off."""
+    client.force_login(nurse)
+    response = client.get(folder_url(Folder.PRIMARY_CONTACT, "status="))
+    assert row_ids(response) == []
+    html = response.content.decode()
+    assert 'name="status" value="open">' in html and 'name="status" value="closed">' in html  # both off
+    assert 'type="hidden" name="status" value=""' in html
+    assert "Choose Open, Closed or both to see communications" in html
+    restore = folder_url(Folder.PRIMARY_CONTACT)
+    assert f'href="{restore}" hx-get="{restore}"' in html and "Show Open and Closed" in html
+    # As the filter form submits it (HTMX): no rows, the URL says so, and every folder counts none.
+    form = "status=&channel=&channel=sms&channel=email&channel=chat&unassigned=&q="
+    response = client.get(rows_url(Folder.PRIMARY_CONTACT, form), **HX)
+    assert row_ids(response) == []
+    assert "Choose Open, Closed or both" in response.content.decode()
+    assert response["HX-Push-Url"] == folder_url(Folder.PRIMARY_CONTACT, "status=")
+    counts_url = reverse("careportal:inbox_counts", args=["my", "primary-contact"]) + "?status="
+    nav = client.get(counts_url, **HX).context["nav_groups"]
+    assert {e["count"] for g in nav for e in g["folders"]} == {0}
+    # The link restores both chips and every row.
+    restored = client.get(restore, **HX)
+    assert set(row_ids(restored)) == {c.pk for c in mixed.values()}
+    restored_html = restored.content.decode()
+    assert 'value="open" checked' in restored_html and 'value="closed" checked' in restored_html
+
+
+def test_one_status_chip_on_is_sent_beside_the_empty_value(client, nurse, mixed):
+    client.force_login(nurse)
+    form = "status=&status=closed&channel=&channel=sms&channel=email&channel=chat"
+    response = client.get(rows_url(Folder.PRIMARY_CONTACT, form), **HX)
+    assert row_ids(response) == [mixed["closed_email"].pk]
+    assert response["HX-Push-Url"] == folder_url(Folder.PRIMARY_CONTACT, "status=closed")
+
+
+def test_every_channel_chip_off_shows_no_rows_and_keeps_the_other_filters_on_restore(client, nurse, mixed):
+    client.force_login(nurse)
+    response = client.get(folder_url(Folder.PRIMARY_CONTACT, "status=open&channel="))
+    assert row_ids(response) == []
+    html = response.content.decode()
+    assert "Choose SMS, Email, Chat or several to see communications" in html
+    assert f'href="{folder_url(Folder.PRIMARY_CONTACT, "status=open")}"' in html
+    html = client.get(folder_url(Folder.PRIMARY_CONTACT, "status=&channel=")).content.decode()
+    assert "Choose a status and a channel to see communications" in html
+    assert f'href="{folder_url(Folder.PRIMARY_CONTACT)}"' in html
+
+
 def test_unassigned_only_applies_to_shared_folders(client, nurse, mixed):
     client.force_login(nurse)
     care_team = row_ids(client.get(folder_url(Folder.CARE_TEAM_DIRECTED, "unassigned=1")))

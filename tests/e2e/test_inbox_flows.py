@@ -446,6 +446,34 @@ def test_an_empty_folder_says_what_would_appear_there(page, live_server, other_n
     screenshot("inbox-empty-and-new-message")
 
 
+def test_both_status_chips_off_show_the_empty_state_and_its_link_restores_them(
+    page, live_server, nurse, clinic, sign_in, screenshot
+):
+    """Issue 14, item 5: with Open and Closed both off the list showed everything while both chips looked off."""
+    sign_in("nurse")
+    page.goto(f"{live_server.url}/inbox/my/assigned/")
+    rows = page.get_by_role("list", name="Communications in Assigned to me")
+    expect(rows.get_by_role("listitem")).to_have_count(6)
+    filters = page.locator("#filters")
+    open_chip = filters.get_by_role("checkbox", name="Open", exact=True)
+    closed_chip = filters.get_by_role("checkbox", name="Closed", exact=True)
+    filters.get_by_text("Open", exact=True).click()
+    expect(open_chip).not_to_be_checked()
+    expect(page).to_have_url(re.compile(r"\?status=closed$"))
+    filters.get_by_text("Closed", exact=True).click()
+    expect(closed_chip).not_to_be_checked()
+    expect(page).to_have_url(re.compile(r"\?status=$"))
+    empty = page.get_by_role("heading", name="Choose Open, Closed or both to see communications")
+    expect(empty).to_be_visible()
+    expect(rows.locator("[data-row]")).to_have_count(0)
+    screenshot("inbox-no-status-chosen")
+    page.get_by_role("link", name="Show Open and Closed").click()
+    expect(page).to_have_url(re.compile(r"/inbox/my/assigned/$"))
+    expect(rows.get_by_role("listitem")).to_have_count(6)
+    expect(filters.get_by_role("checkbox", name="Open", exact=True)).to_be_checked()
+    expect(filters.get_by_role("checkbox", name="Closed", exact=True)).to_be_checked()
+
+
 def test_the_notifications_panel_opens_over_the_inbox_list(
     page, live_server, nurse, clinic, sign_in, screenshot
 ):
