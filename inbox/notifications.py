@@ -15,6 +15,8 @@ from django.db.models import Q, QuerySet
 
 from careportal.access import can_view_communication, communications_visible_to
 from careportal.models import CareTeamMember
+from designer.models import Policy
+from designer.selectors import role_keys_with_policy
 
 from . import events
 from .errors import NotPermitted
@@ -84,7 +86,9 @@ def mentions_in(communication: Communication, text: str) -> list:
     wanted = Q()
     for token in tokens:
         wanted |= Q(username__iexact=token)
-    named = {u.username.lower(): u for u in User.objects.filter(wanted, is_active=True)}
+    # An integration account is not a person (``inbox.selectors.inbox_people``): its name is plain text.
+    people = User.objects.filter(wanted, is_active=True).exclude(role__in=role_keys_with_policy(Policy.INBOX_API))
+    named = {u.username.lower(): u for u in people}
     if not named:
         return []
     allowed = {u.pk for u in _who_can_see(communication, [u.pk for u in named.values()])}

@@ -368,12 +368,23 @@ def inbox_users():
     return User.objects.filter(is_active=True, role__in=keys)
 
 
+def inbox_people():
+    """Inbox users who are people: not integration accounts. An integration account is a user whose published role
+    holds the Inbox API policy — the README's set-up (and Admin Portal → Integrations, which offers a token only to
+    such a user); it keeps the Inbox menu item for the API's folders, so the menu alone cannot tell it apart."""
+    from designer.models import Policy
+    from designer.selectors import role_keys_with_policy
+
+    return inbox_users().exclude(role__in=role_keys_with_policy(Policy.INBOX_API))
+
+
 def assignee_candidates(communication: Communication):
-    """The assignee list holds only active Inbox users with access to the patient; for an Unrecognized
-    communication, users who can see at least one candidate, or every Inbox user when there is none."""
+    """The assignee list (and @mention options) holds only active Inbox users who are people (``inbox_people``) with
+    access to the patient; for an Unrecognized communication, those who can see at least one candidate, or every one
+    of them when there is none."""
     from careportal.access import users_who_can_view
 
-    users = inbox_users()
+    users = inbox_people()
     if communication.patient_id:
         users = users.filter(users_who_can_view([communication.patient_id]))
     else:
