@@ -87,7 +87,9 @@ def mentions_in(communication: Communication, text: str) -> list:
     for token in tokens:
         wanted |= Q(username__iexact=token)
     # An integration account is not a person (``inbox.selectors.inbox_people``): its name is plain text.
-    people = User.objects.filter(wanted, is_active=True).exclude(role__in=role_keys_with_policy(Policy.INBOX_API))
+    people = User.objects.filter(wanted, is_active=True).exclude(
+        role__in=role_keys_with_policy(Policy.INBOX_API)
+    )
     named = {u.username.lower(): u for u in people}
     if not named:
         return []

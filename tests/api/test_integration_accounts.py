@@ -32,7 +32,9 @@ def test_the_assign_dialog_does_not_offer_the_integration(client, communication,
     assert "EHR Sync" not in html
 
 
-def test_the_mention_options_hold_the_people_not_the_integration(client, communication, nurse, lead, api_user):
+def test_the_mention_options_hold_the_people_not_the_integration(
+    client, communication, nurse, lead, api_user
+):
     client.force_login(nurse)
     url = reverse("careportal:mention_options", args=[communication.pk])
     html = client.get(url, {"q": ""}, **HX).content.decode()
