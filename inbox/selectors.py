@@ -425,6 +425,9 @@ def folder_page(
     """One page of a folder by keyset pagination (newest first): never loads a whole folder, and the cost of a page
     does not grow with its depth. ``cursor`` is the ``next_cursor`` of the previous page."""
     filters = filters or FolderFilters()
+    if filters.selects_nothing:  # no status or no channel chosen: no rows, and no query to build
+        _require_folder(user, folder)
+        return FolderPage(rows=[], next_cursor=None)
     if filters.query.strip():
         return _search_page(user, folder, filters, Search(filters.query), cursor, limit)
     if folder in TEAM_FOLDERS and connection.vendor == "postgresql":
@@ -548,16 +551,15 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
     for matches in walked + resolved:
         take(matches)
     # Message text last, on the rows that can still be on the page: tested row by row on a window of the newest of
-    # them when the words are common, or when they are not rare and the folder is one person's (a few thousand rows:
-    # My Inbox, Care Team); read from the full-text index when they are rare.
+    # them when the words are common, or when more than a few messages match (a cheap probe of the full-text index:
+    # the planner's estimate cannot tell a rare word from an unknown one, and moves with each ANALYZE); read from
+    # the full-text index when few match, or when the window held too few (words common apart, seldom together).
     texts = search.messages.values_list("communication_id", flat=True)
     text_found = few = None
     if not search.text_is_rare():
         text_found = _text_walked(open_rows(), search, limit)
-    elif folder.inbox != InboxKind.ALL_PATIENTS and connection.vendor == "postgresql":
-        few = _found_ids(
-            texts, KIND_IDS
-        )  # the planner cannot tell "rare" from "none" (a default for unknown words)
+    elif connection.vendor == "postgresql":
+        few = _found_ids(texts, KIND_IDS)
         if few is None:
             text_found = _text_walked(open_rows(), search, limit)
     if text_found is not None:

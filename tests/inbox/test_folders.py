@@ -681,3 +681,13 @@ def test_sent_pages_walk_exactly_the_folder_newest_first(nurse, other_nurse, pat
     expected = list(folder_communications(user=nurse, folder=Folder.SENT).values_list("pk", flat=True))
     assert len(expected) == 5  # not the hidden patient's, not the other nurse's, not the note
     assert every_page(user=nurse, folder=Folder.SENT, limit=2) == expected
+
+
+@pytest.mark.parametrize("folder", list(Folder))
+def test_a_page_with_no_status_or_no_channel_chosen_is_empty_in_every_folder(folder, nurse, lead, patient):
+    """Every chip of a group off: no rows, on every folder's own path (the care-team and search paths build SQL that
+    an empty choice cannot be written into)."""
+    CommunicationFactory(patient=patient, assignee=nurse)
+    user = lead if folder.inbox == InboxKind.ALL_PATIENTS else nurse
+    for filters in (FolderFilters(statuses=frozenset()), FolderFilters(channels=frozenset(), query="Lopez")):
+        assert folder_page(user=user, folder=folder, filters=filters).rows == []
