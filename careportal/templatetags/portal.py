@@ -193,7 +193,8 @@ def list_time(value, now=None) -> str:
         return ""
     local = timezone.localtime(value)
     hour = local.hour % 12 or 12
-    title = local.strftime(f"%a, %b {local.day}, %Y, {hour}:%M %p %Z")  # one strftime: this runs for every row
+    # One strftime: this runs for every row.
+    title = local.strftime(f"%a, %b {local.day}, %Y, {hour}:%M %p %Z")
     # Every part is made from the datetime (no stored text), but escaped all the same: it is one call.
     return mark_safe(  # noqa: S308
         f'<time class="row-time" datetime="{local.isoformat()}" title="{_esc(title)}">{short_age(value, now)}</time>'
