@@ -148,7 +148,7 @@ def test_the_asgi_application_answers_http_through_the_sync_chain():
     async def get(path: str) -> tuple[int, bytes]:
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "scheme": "https", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
             "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
         }  # fmt: skip
         communicator = ApplicationCommunicator(application, scope)
