@@ -27,7 +27,6 @@ from inbox.folders import Folder, InboxKind
 from inbox.models import Attachment, Channel, Communication
 from inbox.sanitize import clean_html
 from inbox.selectors import (
-    FolderPage,
     active_sending_lines,
     assignee_candidates,
     communication_for,
@@ -151,10 +150,7 @@ def counts_key(counts: dict) -> str:
 def rows_context(user, state: ListState, cursor: str = "") -> dict:
     # Before the read: a change committed after it reaches the page over the WebSocket (careportal.hub).
     listed_at = time.time()
-    if state.filters.selects_nothing:  # every chip of a group off: nothing to read (the empty state says why)
-        page = FolderPage(rows=[], next_cursor=None)
-    else:
-        page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
+    page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
     with_candidate_counts(page.rows)
     title, hint = EMPTY_STATES[state.folder]
     return {

@@ -32,8 +32,6 @@ def page_envelope(results_serializer) -> serializers.Serializer:
 def folder_page_response(
     request, *, user, folder, filters, serialize, page_size: int, cursor: str
 ) -> Response:
-    if filters.selects_nothing:  # ``status=`` or ``channel=``: none chosen, no rows (as on the Inbox page)
-        return Response({"next": None, "results": serialize([])})
     try:
         page = folder_page(user=user, folder=folder, filters=filters, cursor=cursor, limit=page_size)
     except (ValueError, OverflowError, OSError):
