@@ -15,13 +15,11 @@ from django.db.models import Q, QuerySet
 
 from careportal.access import can_view_communication, communications_visible_to
 from careportal.models import CareTeamMember
-from designer.models import Policy
-from designer.selectors import role_keys_with_policy
 
 from . import events
 from .errors import NotPermitted
 from .models import Communication, Message, Notification
-from .selectors import assignee_candidates
+from .selectors import assignee_candidates, without_integration_accounts
 
 Kind = Notification.Kind
 TEXT_LENGTH = 255
@@ -86,10 +84,8 @@ def mentions_in(communication: Communication, text: str) -> list:
     wanted = Q()
     for token in tokens:
         wanted |= Q(username__iexact=token)
-    # An integration account is not a person (``inbox.selectors.inbox_people``): its name is plain text.
-    people = User.objects.filter(wanted, is_active=True).exclude(
-        role__in=role_keys_with_policy(Policy.INBOX_API)
-    )
+    # An integration account is not a person: its name is plain text.
+    people = without_integration_accounts(User.objects.filter(wanted, is_active=True))
     named = {u.username.lower(): u for u in people}
     if not named:
         return []

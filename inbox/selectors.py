@@ -116,6 +116,12 @@ def is_email_address(term: str) -> bool:
     return True
 
 
+def text_words(term: str) -> list[str]:
+    """The words full-text search looks for: a whole email address as itself, else each word, lower-cased."""
+    term = term.strip()
+    return [term] if is_email_address(term) else re.findall(r"\w+", term.lower())
+
+
 def message_text_matches(term: str, *, prefix: bool = True) -> QuerySet[Message]:
     """Messages whose text matches ``term``: full-text (every word, the last as a prefix unless ``prefix`` is off; a
     whole email address as itself) on PostgreSQL, over the stored vector ``body_tsv`` and its GIN index (migration
@@ -127,7 +133,7 @@ def message_text_matches(term: str, *, prefix: bool = True) -> QuerySet[Message]
         # PostgreSQL's parser keeps a whole address as one lexeme (not its words): ask for exactly that one.
         matches = RawSQL("body_tsv @@ plainto_tsquery('simple', %s)", [term], output_field=BooleanField())
         return Message.objects.filter(matches)
-    words = re.findall(r"\w+", term.lower())
+    words = text_words(term)
     if not words:
         return Message.objects.none()
     tsquery = " & ".join([*words[:-1], f"{words[-1]}:*" if prefix else words[-1]])
@@ -189,26 +195,25 @@ class Search:
         """Every kind but message text, each as a filter on communications."""
         return [Q(**{f"{by}__in": people}) for people, by in self.people] + self.others
 
-    def text_is_rare(self, up_to: int | None = None) -> bool:
-        """Whether at most ``up_to`` (``RARE_TEXT_MESSAGES``) messages can match the text, by PostgreSQL's planner
-        estimate (from the statistics of ``body_tsv``: a millisecond, and what the planner itself relies on) for each
-        word alone. Several words match at most what their rarest word matches; the planner's estimate for the words
-        together assumes they are independent, and words people search for together are not ("blood pressure":
-        estimated 1,200 messages of 5,000,000, found in 54,000)."""
+    def text_is_rare(self) -> bool:
+        """Whether at most ``RARE_TEXT_MESSAGES`` messages can match the text, by PostgreSQL's planner estimate (from
+        the statistics of ``body_tsv``: a millisecond, and what the planner itself relies on) for each word alone.
+        Several words match at most what their rarest word matches; the planner's estimate for the words together
+        assumes they are independent, and words people search for together are not ("blood pressure": estimated
+        1,200 messages of 5,000,000, found in 54,000)."""
         if connection.vendor != "postgresql":
             return True  # SQLite: small databases, one scan either way
-        up_to = RARE_TEXT_MESSAGES if up_to is None else up_to
-        return self.text_estimate <= up_to
+        return self.text_estimate <= RARE_TEXT_MESSAGES
 
     @cached_property
     def text_estimate(self) -> float:
         """The planner's estimate of the messages the rarest word matches (0 when there is no word)."""
+        words = text_words(self.term)
         estimates = []
-        for index, word in enumerate(self.words):
-            prefix = index == len(self.words) - 1 and not is_email_address(self.term)
-            one = message_text_matches(word + ("" if prefix else " "), prefix=prefix)
+        for index, word in enumerate(words):
+            is_last = index == len(words) - 1  # the last word is searched as a prefix, as it is typed
             try:
-                sql, params = one.values("pk").query.sql_with_params()
+                sql, params = message_text_matches(word, prefix=is_last).values("pk").query.sql_with_params()
             except EmptyResultSet:
                 return 0
             with connection.cursor() as db:
@@ -218,12 +223,6 @@ class Search:
                 plan = json.loads(plan)
             estimates.append(plan[0]["Plan"]["Plan Rows"])
         return min(estimates, default=0)
-
-    @property
-    def words(self) -> list[str]:
-        if is_email_address(self.term):
-            return [self.term]
-        return re.findall(r"\w+", self.term.lower())
 
     @property
     def in_messages(self) -> Q:
@@ -368,14 +367,19 @@ def inbox_users():
     return User.objects.filter(is_active=True, role__in=keys)
 
 
-def inbox_people():
-    """Inbox users who are people: not integration accounts. An integration account is a user whose published role
-    holds the Inbox API policy — the README's set-up (and Admin Portal → Integrations, which offers a token only to
-    such a user); it keeps the Inbox menu item for the API's folders, so the menu alone cannot tell it apart."""
+def without_integration_accounts(users: QuerySet) -> QuerySet:
+    """``users`` who are people. An integration account is a user whose published role holds the Inbox API policy —
+    the README's set-up (and Admin Portal → Integrations, which offers a token only to such a user); it keeps the
+    Inbox menu item for the API's folders, so the menu alone cannot tell it apart."""
     from designer.models import Policy
     from designer.selectors import role_keys_with_policy
 
-    return inbox_users().exclude(role__in=role_keys_with_policy(Policy.INBOX_API))
+    return users.exclude(role__in=role_keys_with_policy(Policy.INBOX_API))
+
+
+def inbox_people():
+    """Inbox users who are people: not integration accounts."""
+    return without_integration_accounts(inbox_users())
 
 
 def assignee_candidates(communication: Communication):
@@ -520,10 +524,8 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
         folder_communications(user=user, folder=folder, filters=replace(filters, query="")), cursor
     )
     # A kind with few matches is resolved to its ids by its own index first (a walk newest first would read the
-    # whole folder looking for them) and read by those ids; the kinds matching a large share are filters on one walk
-    # of the folder newest first, which meets their newest matches early. Message text is resolved
-    # only when PostgreSQL's statistics of the full-text index say few messages can match: the bitmap of a common
-    # word costs more than a walk; common words are tested row by row on a window of the newest rows.
+    # whole folder looking for them) and read by those ids; a kind matching a large share is a filter on a walk of
+    # the folder newest first, which meets its newest matches early. Message text: see below.
     resolved: list[Q] = []
     walked: list[Q] = []
     for people, by in search.people:
