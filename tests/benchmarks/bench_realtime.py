@@ -28,6 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks.services import procfile_web  # noqa: E402
+
 RESULTS = Path(__file__).with_name("results.md")
 BASE_URL = os.environ.get("BENCH_DATABASE_BASE", "postgres://postgres@127.0.0.1:5432")
 DATABASE = "carebench_realtime"
@@ -145,8 +149,7 @@ def free_port() -> int:
 def start_web(log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     # The Procfile's production command, one uvicorn worker per web process.
-    command = [sys.executable, "-m", "gunicorn", "--config", "python:inbox_project.gunicorn_conf"]
-    command.append("inbox_project.asgi:application")
+    command = [sys.executable, "-m", *procfile_web()]
     env = {**web_env(), "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

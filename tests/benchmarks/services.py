@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -238,7 +239,16 @@ def web(env: dict, log: Path) -> tuple[AppProcess, str]:
     return gunicorn_web({**env, "WEB_CONCURRENCY": "1"}, log)
 
 
-GUNICORN_ARGS = ["--config", "python:inbox_project.gunicorn_conf", "inbox_project.asgi:application"]
+def procfile_web() -> list[str]:
+    """The Procfile's ``web`` command as arguments, program first: the one definition of how the production web
+    server starts, read by everything here that starts it (and by the two-process browser test)."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return shlex.split(line.removeprefix("web:"))
+    raise SystemExit(f"{ROOT / 'Procfile'} has no web line")
+
+
+GUNICORN_ARGS = procfile_web()[1:]
 
 
 def gunicorn_web(env: dict, log: Path, timeout: float = 120) -> tuple[AppProcess, str]:

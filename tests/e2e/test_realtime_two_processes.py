@@ -32,6 +32,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from inbox.models import Channel, Communication, Message
+from tests.benchmarks.services import procfile_web
 from tests.e2e.conftest import SCREENSHOTS
 from tests.factories import (
     CareTeamMemberFactory,
@@ -100,9 +101,6 @@ def wait_until_ready(process: subprocess.Popen, url: str, log: Path, timeout: fl
     pytest.fail(f"web process at {url} not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-PROCFILE_WEB_ARGS = ["--config", "python:inbox_project.gunicorn_conf", "inbox_project.asgi:application"]
-
-
 @pytest.fixture
 def web_processes(transactional_db, tmp_path, request):
     """Two web servers, each the production command (gunicorn, one uvicorn worker), on the Redis channel layer and
@@ -142,7 +140,7 @@ def web_processes(transactional_db, tmp_path, request):
         for attempt in range(3):
             port, log = free_port(), tmp_path / f"web{number}-{attempt}.log"
             # The Procfile's production command, one worker process each.
-            command = [sys.executable, "-m", "gunicorn", *PROCFILE_WEB_ARGS]
+            command = [sys.executable, "-m", *procfile_web()]
             server_env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
             with log.open("wb") as output:
                 process = subprocess.Popen(

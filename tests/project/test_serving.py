@@ -3,7 +3,6 @@ the README alike; and the per-process pieces each request shares (the Redis conn
 
 import os
 import runpy
-import shlex
 import socket
 import subprocess
 import sys
@@ -15,16 +14,10 @@ from pathlib import Path
 import pytest
 
 from inbox_project.cache import SharedPoolRedisCache
+from tests.benchmarks.services import procfile_web
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "inbox_project" / "gunicorn_conf.py"
-
-
-def procfile_web() -> list[str]:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return shlex.split(line.removeprefix("web:"))
-    pytest.fail("the Procfile has no web line")
 
 
 def config_with(monkeypatch, **env) -> dict:
