@@ -94,6 +94,17 @@ class _CareInboxUserFields(forms.ModelForm):
                 choices=TIME_ZONE_CHOICES, initial=self.fields["time_zone"].initial
             )
 
+    def clean_email(self):
+        """One account per address, whatever its case, as the Admin Portal's user forms require
+        (``adminportal.forms``): invitations and password resets go by email."""
+        email = (self.cleaned_data.get("email") or "").strip()
+        others = User.objects.filter(email__iexact=email)
+        if self.instance.pk:
+            others = others.exclude(pk=self.instance.pk)
+        if email and others.exists():
+            raise forms.ValidationError(f"Another user already has the email address {email}.")
+        return email
+
 
 class UserCreationForm(_CareInboxUserFields, auth_forms.AdminUserCreationForm):
     class Meta(auth_forms.AdminUserCreationForm.Meta):
