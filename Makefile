@@ -22,13 +22,18 @@ chromium:
 
 # Embedded default: SQLite under var/, in-memory channel layer, eager Celery. DATABASE_URL / REDIS_URL switch to
 # PostgreSQL and Redis. DEBUG defaults to on here so the demo works over plain http://127.0.0.1.
+# Inbound works out of the box: demo webhook secrets (var/demo-secrets.json) and the SMTP receiver inside the web
+# process on SMTP_HOST:SMTP_PORT (INBOX_EMBEDDED_SMTP=0 turns it off).
 run: install
-	@export DEBUG=$${DEBUG:-1} PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}; \
+	@export DEBUG=$${DEBUG:-1} PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
+		INBOX_EMBEDDED_SMTP=$${INBOX_EMBEDDED_SMTP:-1} SMTP_HOST=$${SMTP_HOST:-127.0.0.1} SMTP_PORT=$${SMTP_PORT:-2525}; \
 	$(UV) run python manage.py migrate --noinput && \
 	$(UV) run python manage.py collectstatic --noinput -v 0 && \
 	$(UV) run python manage.py seed_demo --if-empty --no-logins && \
 	$(UV) run python manage.py demo_logins && \
 	echo "Care Portal: http://$(HOST):$(PORT)/" && \
+	echo "Patient simulator: http://$(HOST):$(PORT)/demo/patient/" && \
+	echo "Inbound SMTP: $$SMTP_HOST:$$SMTP_PORT (in this process; webhooks under /hooks/, demo secrets in var/demo-secrets.json)" && \
 	exec $(UV) run daphne -b $(HOST) -p $(PORT) inbox_project.asgi:application
 
 lint: install

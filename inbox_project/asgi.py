@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from careportal.routing import websocket_urlpatterns  # noqa: E402
+from inbox_project.embedded import schedule_smtp  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -23,3 +24,6 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# `make run` only (INBOX_EMBEDDED_SMTP=1): the SMTP receiver on this process's event loop (inbox_project.embedded).
+schedule_smtp()

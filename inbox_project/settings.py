@@ -340,6 +340,10 @@ LOGGING = {
 }
 
 # --- Product settings ------------------------------------------------------------------------------------
+# Demo features (the patient simulator at /demo/patient/, generated webhook secrets): on with DEBUG, or with
+# DEMO_MODE=1 for a demo served with DEBUG off. Never on in production (DEBUG off, DEMO_MODE unset).
+DEMO_MODE = env_bool("DEMO_MODE", False)
+DEMO_ENABLED = DEBUG or DEMO_MODE
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "care-inbox-demo")
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 CARE_TEAM_NAME = os.environ.get("CARE_TEAM_NAME", "your care team")
@@ -347,11 +351,23 @@ SMS_BACKEND = os.environ.get("SMS_BACKEND", "inbox.delivery.ConsoleSmsBackend")
 
 # --- Inbound ingestion (email webhook, Twilio, SMTP receiver, sweeper) ------------------------------------
 # INBOUND_EMAIL_SECRET signs POST /hooks/email/inbound/ (header X-Inbox-Signature: sha256=<hex HMAC-SHA256 of the
-# body>); empty = the webhook answers 503. TWILIO_AUTH_TOKEN verifies X-Twilio-Signature and, with
+# body>); empty = the webhook answers 503 (in demo mode a generated secret fills it). TWILIO_AUTH_TOKEN verifies X-Twilio-Signature and, with
 # TWILIO_ACCOUNT_SID, sends SMS (SMS_BACKEND=inbox.delivery.TwilioSmsBackend) and fetches MMS media.
 INBOUND_EMAIL_SECRET = os.environ.get("INBOUND_EMAIL_SECRET", "")
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+if DEMO_ENABLED and not (INBOUND_EMAIL_SECRET and TWILIO_AUTH_TOKEN):
+    # Demo only (never with DEBUG off and DEMO_MODE unset): random secrets made once and kept in
+    # VAR_DIR/demo-secrets.json, so `make run`'s webhooks (and the patient simulator) work out of the box.
+    from inbox_project.demo_secrets import demo_secrets
+
+    _demo = demo_secrets(VAR_DIR)
+    INBOUND_EMAIL_SECRET = INBOUND_EMAIL_SECRET or _demo["INBOUND_EMAIL_SECRET"]
+    TWILIO_AUTH_TOKEN = TWILIO_AUTH_TOKEN or _demo["TWILIO_AUTH_TOKEN"]
+# Where the SMTP receiver listens: the Procfile's `smtp` process, or inside the web process under `make run`
+# (INBOX_EMBEDDED_SMTP=1, set by the Makefile's run target; inbox_project.embedded).
+SMTP_HOST = os.environ.get("SMTP_HOST", "127.0.0.1")
+SMTP_PORT = int(os.environ.get("SMTP_PORT", 2525))
 INBOUND_MAX_EMAIL_BYTES = int(os.environ.get("INBOUND_MAX_EMAIL_BYTES", 25 * 1024 * 1024))
 INBOUND_MAX_ATTACHMENT_BYTES = int(os.environ.get("INBOUND_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024))
 # Unprocessed raw items older than this are re-enqueued by the beat sweeper (every INBOUND_SWEEP_INTERVAL_SECONDS).

@@ -112,15 +112,36 @@ class InboundController(Controller):
         super().stop(no_assert=no_assert)
 
 
+def smtp_options(max_bytes: int) -> dict:
+    """The SMTP protocol's options, the same for the receiver's own thread (``build_controller``) and the web
+    process's event loop (``serve``)."""
+    return {
+        # The transport's own ceiling (it stops buffering beyond it); ours is checked in handle_MAIL/DATA.
+        "data_size_limit": max_bytes + max(max_bytes // 10, 64 * 1024),
+        "enable_SMTPUTF8": True,
+        "hostname": "care-inbox",
+    }
+
+
 def build_controller(*, host: str, port: int, max_bytes: int | None = None) -> Controller:
     """An aiosmtpd controller (its own thread and event loop) serving ``InboundHandler``."""
     max_bytes = max_bytes or int(getattr(settings, "INBOUND_MAX_EMAIL_BYTES", DEFAULT_MAX_BYTES))
+    options = smtp_options(max_bytes)
     return InboundController(
         InboundHandler(max_bytes=max_bytes),
         hostname=host,
         port=port,
-        # The transport's own ceiling (it stops buffering beyond it); ours is checked in handle_MAIL/DATA.
-        data_size_limit=max_bytes + max(max_bytes // 10, 64 * 1024),
-        enable_SMTPUTF8=True,
-        server_hostname="care-inbox",
+        data_size_limit=options["data_size_limit"],
+        enable_SMTPUTF8=options["enable_SMTPUTF8"],
+        server_hostname=options["hostname"],
     )
+
+
+async def serve(*, host: str, port: int, max_bytes: int | None = None) -> asyncio.AbstractServer:
+    """Serve ``InboundHandler`` on the running event loop (the embedded web process's: ``inbox_project.embedded``);
+    ``OSError`` when the address is taken."""
+    max_bytes = max_bytes or int(getattr(settings, "INBOUND_MAX_EMAIL_BYTES", DEFAULT_MAX_BYTES))
+    loop = asyncio.get_running_loop()
+    handler = InboundHandler(max_bytes=max_bytes)
+    options = smtp_options(max_bytes)
+    return await loop.create_server(lambda: TolerantSMTP(handler, loop=loop, **options), host=host, port=port)
