@@ -275,8 +275,9 @@ def inbox_row(c, state, now=None, oob=False) -> str:
         context = f'<span class="row-for">for {esc(c.patient.full_name)}</span>'
     if c.sending_line_id:
         context += f'<span class="row-line">{_LINE_ICON}{esc(c.sending_line.display_name)}</span>'
-    elif c.subject and c.is_email and not c.is_unrecognized:
-        context += f'<span class="row-subject">{esc(c.subject)}</span>'
+    # An email is scanned by its subject (issue 14, item 9): its own stronger line above the preview. SMS and chat
+    # have none and keep the preview alone.
+    subject = f'<span class="row-subject">{esc(c.subject)}</span>' if c.subject and c.is_email else ""
     if c.is_open:
         waited = open_for(c, now)
         age = (
@@ -306,7 +307,7 @@ def inbox_row(c, state, now=None, oob=False) -> str:
         "</span>"
         f'<span class="row-body"><span class="row-top"><span class="row-name">{esc(name)}</span>'
         f"{list_time(c.last_message_at, now)}</span>"
-        f'<span class="row-snippet">{you}{esc(c.last_message_preview or "No messages yet")}</span>'
+        f'{subject}<span class="row-snippet">{you}{esc(c.last_message_preview or "No messages yet")}</span>'
         f'<span class="row-bottom"><span class="row-context">{context}</span>{age}{assignee}</span>'
         "</span></a></li>"
     )
