@@ -27,5 +27,6 @@ urlpatterns = [
     path("admin-portal/", include("adminportal.urls")),
     path("secure/", include("careportal.urls_secure")),
     path("chat/", include("careportal.urls_chat")),
+    path("demo/", include("careportal.urls_simulator")),
     path("", include("careportal.urls")),
 ]

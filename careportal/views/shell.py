@@ -1,6 +1,7 @@
 """The Care Portal home page. Views stay thin: parse input, call a selector or service, pick a template.
 The Inbox lives in ``careportal.views.inbox``, patients in ``careportal.views.patients``."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
@@ -37,5 +38,6 @@ def home(request):
             "today": now,
             "inbox_summary": inbox_summary,
             "patient_count": patient_count,
+            "show_simulator": settings.DEMO_ENABLED,  # the demo's patient simulator (/demo/patient/)
         },
     )
