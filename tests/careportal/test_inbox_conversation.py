@@ -1,6 +1,8 @@
 """Opening a communication: the conversation partial (audited), its deep link, the header, messages and row
 partials, sanitised message HTML, attachment downloads, and the access rule on every one of them."""
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -126,14 +128,16 @@ def test_contact_communications_name_the_contact_and_the_patient(client, nurse, 
     assert "Mother of Maria Lopez" in html
 
 
-def test_an_unrecognized_conversation_offers_link_instead_of_a_reply(client, nurse, patient):
+def test_an_unrecognized_conversation_offers_link_first_and_a_text_reply(client, nurse, patient):
     unknown = UnrecognizedCommunicationFactory(assignee=nurse, counterpart="who@mail.example")
     unknown.candidate_patients.add(patient)
     client.force_login(nurse)
     html = client.get(url("communication", unknown.pk), **HX).content.decode()
-    assert "Link this communication to a patient before replying." in html
+    assert "Not linked to a patient yet." in html
     assert url("communication_link", unknown.pk) in html
-    assert 'id="reply-form"' not in html
+    # Item 16: a text reply to the raw address, confirmed on send; nothing that needs a patient.
+    assert 'id="reply-form"' in html and 'aria-label="Email to who@mail.example"' in html
+    assert "Attach a file" not in html and "Use a template" not in html and "data-secure-toggle" not in html
     assert "1 possible patient" in html
 
 
@@ -157,6 +161,34 @@ def test_script_in_message_html_never_reaches_the_page(client, nurse, patient):
     html = client.get(url("communication", communication.pk), **HX).content.decode()
     assert "<p>Hi</p>" in html
     assert "<script>alert" not in html and "onerror" not in html and "onclick" not in html
+
+
+def test_messages_show_local_day_dividers_times_and_escaped_text(client, nurse, patient):
+    communication = CommunicationFactory(patient=patient, assignee=nurse, counterpart="maria@mail.example")
+    late = dt.datetime(2026, 3, 2, 4, 30, tzinfo=dt.UTC)  # 22:30 on March 1 in Chicago
+    early = dt.datetime(2026, 3, 2, 15, 5, tzinfo=dt.UTC)  # 09:05 on March 2
+    first = MessageFactory(communication=communication, body_text="<b>one</b>\r\ntwo", sender_name="")
+    second = MessageFactory(
+        communication=communication, direction=Message.Direction.OUTBOUND, author=None, body_text="ok"
+    )
+    Message.objects.filter(pk=first.pk).update(created_at=late, sender_address="")
+    Message.objects.filter(pk=second.pk).update(created_at=early)
+    nurse.time_zone = "America/Chicago"  # times and days are the viewer's
+    nurse.save(update_fields=["time_zone"])
+    client.force_login(nurse)
+    html = client.get(url("communication_messages", communication.pk), **HX).content.decode()
+    assert html.count('class="day-divider"') == 2
+    assert "<span>Sunday, March 1, 2026</span>" in html and "<span>Monday, March 2, 2026</span>" in html
+    assert html.index("March 1, 2026") < html.index(f'id="message-{first.pk}"') < html.index("March 2, 2026")
+    assert (
+        '<time class="message-time" datetime="2026-03-01T22:30:00-06:00"' in html
+        and ">10:30 PM</time>" in html
+    )
+    assert ">9:05 AM</time>" in html
+    assert "&lt;b&gt;one&lt;/b&gt;<br>two" in html  # escaped, newlines kept
+    # with no sender name or address on the message, the communication's counterpart names the sender
+    assert '<span class="message-author">maria@mail.example</span>' in html
+    assert '<span class="message-author">Care team</span>' in html  # a send with no author (an automation)
 
 
 def test_reply_box_offers_templates_for_the_channel_documents_and_emoji(
