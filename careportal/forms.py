@@ -123,6 +123,8 @@ class ReplyForm(forms.Form):
     document = IdListField(required=False)
     uploads = MultipleFileField(required=False)
     close = CloseChoiceField()
+    # Set by the confirmation that names the recipient of a reply to a sender linked to no patient (item 16).
+    confirm_unlinked_recipient = forms.BooleanField(required=False)
 
     def __init__(self, *args, communication: Communication, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -15,7 +15,7 @@ from careportal.access import can_view_communication, can_view_patient
 from careportal.models import Contact, ContactKind, Document, Patient, PatientContactMethod
 
 from . import audit, events, notifications, uploads
-from .errors import ConversationChanged, NotPermitted, ReplyNotAllowed
+from .errors import ConversationChanged, NotPermitted, ReplyNotAllowed, UnlinkedRecipientNotConfirmed
 from .models import Attachment, Channel, Communication, Message, SendingLine
 from .sanitize import clean_html, html_to_text, text_to_html
 from .selectors import assignee_candidates, can_send_from_line, changes_since, normalize_phone
@@ -147,9 +147,24 @@ def _check_line_allowed(user, communication: Communication, content: ReplyConten
         )
 
 
+def _check_unlinked_reply(communication: Communication, content: ReplyContent, *, confirmed: bool) -> None:
+    """A reply to a sender linked to no patient goes only behind an explicit confirmation naming the recipient (the
+    raw address or number), and carries nothing that needs a patient: no patient documents or uploads (they would
+    become a patient's documents), no secure email (its one-time code goes to a patient's address on file)."""
+    if not confirmed:
+        raise UnlinkedRecipientNotConfirmed(communication.counterpart)
+    if content.document_ids or content.uploads:
+        raise ReplyNotAllowed(
+            "Attachments are the patient's documents: link this communication to a patient to attach files."
+        )
+    if content.is_secure:
+        raise ReplyNotAllowed(
+            "A secure email needs a patient: its reader proves who they are by a code sent to the patient's address "
+            "on file. Link this communication to a patient, or send an ordinary email."
+        )
+
+
 def _check_can_reply(communication: Communication, content: ReplyContent) -> None:
-    if communication.is_unrecognized:
-        raise ReplyNotAllowed("Link this communication to a patient before replying.")
     if not (
         content.body.strip() or html_to_text(content.body_html) or content.document_ids or content.uploads
     ):
@@ -190,12 +205,15 @@ def send_reply(
     content: ReplyContent,
     close: bool = True,
     seen: Seen | None = None,
+    confirm_unlinked_recipient: bool = False,
     request=None,
 ) -> Message:
     """Send a reply: stores the outbound message, hands delivery to Celery after commit.
 
     "Send and Close" is the default (``close=True``); "Send and keep Open" leaves it Open (reopening it if it was
-    Closed). Refused on an Unrecognized communication: it must be linked to a patient first. No overlapping replies:
+    Closed). On an Unrecognized communication it is refused (``UnlinkedRecipientNotConfirmed``) unless the writer
+    confirmed sending to the raw sender address or number (``confirm_unlinked_recipient``); such a reply is text
+    only, and its audit event names the unlinked recipient. No overlapping replies:
     with ``seen``, the send is refused (``ConversationChanged``, nothing sent) when others wrote in or changed the
     communication since — checked under the communication's lock, so of two writers who saw the same state and
     send at once, exactly one reply goes out.
@@ -210,6 +228,9 @@ def send_reply(
         if changes:
             raise ConversationChanged(changes)
     _check_line_allowed(user, communication, content)
+    is_unlinked = communication.is_unrecognized
+    if is_unlinked:
+        _check_unlinked_reply(communication, content, confirmed=confirm_unlinked_recipient)
     _check_can_reply(communication, content)
     message = _create_outbound(user=user, communication=communication, content=content)
     fields = _touch_last_message(communication, message)
@@ -226,8 +247,12 @@ def send_reply(
         request=request,
         communication=communication,
         obj=message,
-        detail={"channel": communication.channel, "secure": message.is_secure, "close": close},
-    )
+        detail={
+            "channel": communication.channel, "secure": message.is_secure, "close": close,
+            # A reply to a sender no patient's record holds, sent after the writer confirmed this recipient.
+            **({"unlinked_recipient": message.recipient_address} if is_unlinked else {}),
+        },
+    )  # fmt: skip
     if status_fields:
         audit.record(
             actor=user, action=Action.STATUS_CHANGED, request=request, communication=communication,

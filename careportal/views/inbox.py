@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from designer.placeholders import fill
 from designer.selectors import published_templates
 from inbox import events
-from inbox.errors import ConversationChanged, InboxError
+from inbox.errors import ConversationChanged, InboxError, UnlinkedRecipientNotConfirmed
 from inbox.folders import Folder, InboxKind
 from inbox.models import Attachment, Channel, Communication
 from inbox.sanitize import clean_html
@@ -230,7 +230,7 @@ def conversation_context(
             if is_unrecognized
             else published_templates(channel=_template_channel(communication)),
             "documents": documents_for_reply(communication.patient) if communication.patient_id else [],
-            "sending_lines": active_sending_lines(user) if needs_line and not is_unrecognized else [],
+            "sending_lines": active_sending_lines(user) if needs_line else [],
             "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
             "allowed_types": ",".join(sorted(ALLOWED_UPLOAD_TYPES)),
             "emoji": EMOJI,
@@ -390,10 +390,15 @@ def communication_reply(request, pk: int):
                 content=form.reply_content(),
                 close=form.cleaned_data["close"],
                 seen=_seen(request),
+                confirm_unlinked_recipient=form.cleaned_data["confirm_unlinked_recipient"],
                 request=request,
             )
         except ConversationChanged as changed_since:
             return _collision(request, communication_for(user=request.user, pk=pk), changed_since.changes)
+        except UnlinkedRecipientNotConfirmed as unconfirmed:
+            if is_partial(request):
+                return _confirm_unlinked(request, current, unconfirmed.recipient)
+            message = str(unconfirmed)
         except InboxError as error:
             message = str(error)
         else:
@@ -556,6 +561,17 @@ def _collision(request, communication: Communication, changes):
     response["HX-Retarget"] = "#reply-collision"
     response["HX-Reswap"] = "outerHTML"
     return changed(response, communication)  # its row and the counts catch up too
+
+
+def _confirm_unlinked(request, communication: Communication, recipient: str):
+    """A reply to a sender linked to no patient, not yet confirmed: ask, naming the recipient, in the reply form (the
+    collision guard's slot); confirming sends the same form with ``confirm_unlinked_recipient``. A question, not a
+    refusal: 200, nothing sent, the draft stays in the box."""
+    context = {"c": communication, "recipient": recipient, "close": "0" if request.POST.get("close") == "0" else "1"}
+    response = render(request, T + "_unlinked_confirm.html", context)
+    response["HX-Retarget"] = "#reply-collision"
+    response["HX-Reswap"] = "outerHTML"
+    return response
 
 
 def _link_context(request, communication: Communication, error: str = "") -> dict:

@@ -260,6 +260,12 @@ class SendSerializer(serializers.Serializer):
     close = serializers.BooleanField(
         required=False, default=True, help_text="true: Send and Close (default); false: Send and keep Open."
     )
+    confirm_unlinked_recipient = serializers.BooleanField(
+        required=False, default=False,
+        help_text="An Unrecognized communication (linked to no patient): true confirms that the reply goes to its "
+        "raw sender address or number (`counterpart`); without it the send is refused (422). Text only: no "
+        "documents, template or secure email. The audit event names the unlinked recipient.",
+    )  # fmt: skip
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)

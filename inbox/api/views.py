@@ -335,6 +335,8 @@ SEND_EXAMPLES = [
     OpenApiExample("SMS, keep open", request_only=True, value={"body": "Yes, with food is best.", "close": False}),
     OpenApiExample("Secure email from a template", request_only=True,
                    value={"template": 3, "is_secure": True, "document_ids": [18]}),
+    OpenApiExample("To an unlinked sender (Unrecognized), confirmed", request_only=True,
+                   value={"body": "Could you tell us your date of birth?", "confirm_unlinked_recipient": True}),
     OpenApiExample("Sent", response_only=True, status_codes=["201"], value={
         "message": {**EXAMPLE_MESSAGE, "id": 302, "direction": "out", "author": EXAMPLE_PERSON,
                     "body_text": "Yes, with food is best.", "delivery_status": "queued", "attachments": []},
@@ -374,7 +376,8 @@ class SendView(InboxApiView):
         summary="Send a reply",
         description="Send and Close by default (`close: false` keeps it Open); secure email; the SMS sending line; a "
         "published template (placeholders filled from the patient and you; it fills `body`/`subject` when they are "
-        "empty). Refused (422) on an Unrecognized communication: link it first.",
+        "empty). On an Unrecognized communication (linked to no patient) it is refused (422) unless "
+        "`confirm_unlinked_recipient` is true: the reply then goes, text only, to the raw sender address or number.",
         parameters=[COMMUNICATION_ID, IF_MATCH],
         request=s.SendSerializer,
         responses={
@@ -395,6 +398,8 @@ class SendView(InboxApiView):
         seen = _precondition(request, communication)
         body, subject = data["body"], data["subject"]
         if data["template"] is not None:
+            if communication.is_unrecognized:
+                raise ValidationError({"template": ["Templates are filled from the patient: link this first."]})
             channel = _template_channel(communication)
             template = published_templates(channel=channel).filter(pk=data["template"]).first()
             if template is None:
@@ -415,7 +420,7 @@ class SendView(InboxApiView):
         try:
             message = send_reply(
                 user=request.user, communication=communication, content=content, close=data["close"], seen=seen,
-                request=request._request,
+                confirm_unlinked_recipient=data["confirm_unlinked_recipient"], request=request._request,
             )  # fmt: skip
         except ConversationChanged as changed:
             raise PreconditionFailed() from changed

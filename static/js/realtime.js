@@ -307,6 +307,8 @@
     if (!(form instanceof Element) || form.id !== "reply-form" || !event.detail.xhr) return;
     // Shown what changed (409): from now on the writer has seen it. Sent: a new box, a new draft.
     if (event.detail.xhr.status === 409) baseline = { form, values: seenNow() };
+    // Asked to confirm the recipient of a reply to an unlinked sender: nothing was sent, the draft goes on.
+    else if (event.detail.xhr.getResponseHeader("HX-Retarget") === "#reply-collision") return;
     else if (event.detail.successful) baseline = null;
   });
 

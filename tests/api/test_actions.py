@@ -182,7 +182,10 @@ def test_send_on_an_unrecognized_communication_is_refused_with_the_services_reas
     response = api.post(f"/api/v1/communications/{unrecognized.pk}/send/", {"body": "Hi"}, format="json")
     assert response.status_code == 422
     assert response["Content-Type"] == PROBLEM
-    assert response.json()["detail"] == "Link this communication to a patient before replying."
+    assert response.json()["detail"] == (
+        f"{unrecognized.counterpart} is not linked to a patient. Link it first, or confirm that the reply goes to "
+        f"{unrecognized.counterpart}."
+    )
     assert snapshot(unrecognized) == before
 
 

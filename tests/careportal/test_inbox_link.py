@@ -68,7 +68,7 @@ def test_linking_makes_it_eligible_for_reply_and_returns_the_conversation(client
     unknown.refresh_from_db()
     assert (unknown.patient, unknown.is_unrecognized, unknown.contact) == (patient, False, None)
     html = response.content.decode()
-    assert 'id="reply-form"' in html and "Link this communication" not in html
+    assert 'id="reply-form"' in html and "Not linked to a patient yet." not in html
     assert '<div id="dialog-slot" hx-swap-oob="true"></div>' in html
     assert '"inbox:changed"' in response["HX-Trigger"]
     event = AuditEvent.objects.get(action=AuditEvent.Action.LINKED)

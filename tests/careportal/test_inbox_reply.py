@@ -72,10 +72,12 @@ def test_a_refused_send_redisplays_the_draft_sanitised_with_a_clear_message(clie
     unknown = UnrecognizedCommunicationFactory(assignee=nurse)
     unknown.candidate_patients.add(patient)
     client.force_login(nurse)
-    response = client.post(reply_url(unknown), {"body_html": "<p>Hi</p><script>bad()</script>"}, **HX)
+    # Secure email needs a patient: refused even when the unlinked recipient is confirmed.
+    data = {"body_html": "<p>Hi</p><script>bad()</script>", "is_secure": "on", "confirm_unlinked_recipient": "1"}
+    response = client.post(reply_url(unknown), data, **HX)
     assert response.status_code == 422
     assert response["HX-Retarget"] == "#reply-box" and response["HX-Reswap"] == "outerHTML"
-    assert "Link this communication to a patient before replying." in response.content.decode()
+    assert "A secure email needs a patient" in response.content.decode()
     assert not outbound(unknown).exists()
     unknown.refresh_from_db()
     assert unknown.status == Communication.Status.OPEN
@@ -196,7 +198,7 @@ def test_without_htmx_a_refusal_is_flashed(client, nurse, patient):
     unknown = UnrecognizedCommunicationFactory(assignee=nurse)
     client.force_login(nurse)
     response = client.post(reply_url(unknown), {"body": "Hi"}, follow=True)
-    assert "Link this communication to a patient before replying." in response.content.decode()
+    assert f"{unknown.counterpart} is not linked to a patient." in response.content.decode()
 
 
 def test_reply_rejects_get(client, nurse, email):

@@ -262,7 +262,7 @@ def test_an_unrecognized_email_is_linked_then_answered(page, live_server, nurse,
     rows = page.get_by_role("list", name="Communications in Unrecognized")
     expect(rows).to_contain_text("2 matches")
     rows.get_by_role("link", name=re.compile("lopez.family@mail.example")).click()
-    expect(page.get_by_text("Link this communication to a patient before replying.")).to_be_visible()
+    expect(page.get_by_text("Not linked to a patient yet.")).to_be_visible()
     screenshot("inbox-unrecognized")
 
     page.get_by_role("button", name="Link", exact=True).click()
