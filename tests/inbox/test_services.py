@@ -144,7 +144,7 @@ def test_two_writers_who_saw_the_same_state_sending_at_once_send_one_reply(nurse
 
 def test_reply_on_unrecognized_is_refused_and_changes_nothing(lead):
     communication = UnrecognizedCommunicationFactory()
-    with pytest.raises(ReplyNotAllowed, match="is not linked to a patient. Link it first, or confirm"):
+    with pytest.raises(ReplyNotAllowed, match="is not linked to a patient"):
         send_reply(user=lead, communication=communication, content=ReplyContent(body="Hello"))
     assert not Message.objects.filter(communication=communication).exists()
     assert mail.outbox == []
