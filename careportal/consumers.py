@@ -85,8 +85,9 @@ class PortalConsumer(AsyncWebsocketConsumer):
         if self.user_id is not None and self.viewing is not None:
             viewing, self.viewing = self.viewing, None
             try:
-                if await in_pool(live.leave_presence)(self.user_id, viewing, channel=self.channel_name):
-                    await self._announce_presence(viewing)
+                change = await in_pool(live.leave_presence)(self.user_id, viewing, channel=self.channel_name)
+                if change:
+                    await self._announce_presence(viewing, change)
             except Exception:
                 logger.exception("could not clear presence", extra={"communication_id": viewing})
         for group in list(self.joined):
@@ -144,10 +145,11 @@ class PortalConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=PONG)
         if self.viewing is not None:
             viewing = self.viewing
-            if await in_pool(live.touch_presence)(
+            change = await in_pool(live.touch_presence)(
                 self.user_id, viewing, channel=self.channel_name, typing=None
-            ):
-                await self._announce_presence(viewing)
+            )
+            if change:
+                await self._announce_presence(viewing, change)
         if time.monotonic() - self.reconciled_at > RECONCILE_SECONDS:
             async with self.lock:
                 await self._regroup()
@@ -160,16 +162,18 @@ class PortalConsumer(AsyncWebsocketConsumer):
             if self.typing_task is not None:
                 self.typing_task.cancel()
             self.typed_at = 0.0
-            if await in_pool(presence.end_typing)(communication_id, user_id=self.user_id):
-                await self._announce_presence(communication_id)
+            change = await in_pool(presence.end_typing)(communication_id, user_id=self.user_id)
+            if change:
+                await self._announce_presence(communication_id, change)
             return
         if time.monotonic() - self.typed_at < TYPING_MIN_INTERVAL:  # the page sends at most every 3 s
             return
         self.typed_at = time.monotonic()
-        if await in_pool(live.touch_presence)(
+        change = await in_pool(live.touch_presence)(
             self.user_id, communication_id, channel=self.channel_name, typing=True
-        ):
-            await self._announce_presence(communication_id)
+        )
+        if change:
+            await self._announce_presence(communication_id, change)
         # "typing…" ends by itself: look again once it has expired, and announce the change.
         if self.typing_task is not None:
             self.typing_task.cancel()
@@ -177,8 +181,9 @@ class PortalConsumer(AsyncWebsocketConsumer):
 
     async def _typing_expired(self, communication_id: int) -> None:
         await asyncio.sleep(float(getattr(settings, "TYPING_TTL_SECONDS", 6)) + 0.25)
-        if await in_pool(live.presence_expired)(communication_id):
-            await self._announce_presence(communication_id)
+        change = await in_pool(live.presence_expired)(communication_id)
+        if change:
+            await self._announce_presence(communication_id, change)
 
     # --- From the hub -----------------------------------------------------------------------------------------
 
@@ -252,23 +257,26 @@ class PortalConsumer(AsyncWebsocketConsumer):
         return None if user is None else live.allowed_groups(user, subscription)
 
     async def _follow_presence(self, open_id: int | None, *, newly_open: bool) -> None:
-        """Leave the conversation the tab no longer shows, and be present (not typing) in the one it opened."""
+        """Leave the conversation the tab no longer shows, and be present (not typing) in the one it opened —
+        replying there when its box already holds a draft (a tab that reconnected)."""
         previous, self.viewing = self.viewing, open_id
-        if (
-            previous is not None
-            and previous != open_id
-            and await in_pool(live.leave_presence)(self.user_id, previous, channel=self.channel_name)
-        ):
-            await self._announce_presence(previous)
+        if previous is not None and previous != open_id:
+            change = await in_pool(live.leave_presence)(self.user_id, previous, channel=self.channel_name)
+            if change:
+                await self._announce_presence(previous, change)
         if open_id is not None:
             typing = False if newly_open else None
-            if await in_pool(live.touch_presence)(
-                self.user_id, open_id, channel=self.channel_name, typing=typing
-            ):
-                await self._announce_presence(open_id)
+            drafting = self.subscription.drafting if newly_open else None
+            change = await in_pool(live.touch_presence)(
+                self.user_id, open_id, channel=self.channel_name, typing=typing, drafting=drafting
+            )
+            if change:
+                await self._announce_presence(open_id, change)
 
-    async def _announce_presence(self, communication_id: int) -> None:
-        await self.channel_layer.group_send(*events.presence_changed(communication_id))
+    async def _announce_presence(self, communication_id: int, change: presence.Change) -> None:
+        """Tell the conversation's viewers; and every process's hub (the lists) when who is replying changed."""
+        for group, event in events.presence_hints(communication_id, replying=change.replying):
+            await self.channel_layer.group_send(group, event)
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)

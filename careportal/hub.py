@@ -15,6 +15,9 @@ memory — so the cost of a change grows with the kinds of viewer, not with the 
 - A pushed row carries its sort key; the page puts it at its place, so a row never waits for its neighbour.
 - When a tab (re)subscribes with the time its list was read, the changes since are read from the database
   (``live.list_catch_up``): nothing committed between the page's read and its socket listening is missed.
+- "… is replying" on list rows (``replying.changed``, from ``careportal.presence``): a small marker per row,
+  rendered once per user for the rows their tabs show here; a timer looks again when a replier's entry would expire
+  (their tab went silent), so the marker never outlives them.
 - Database work runs on a bounded thread pool, off the one thread that runs the process's synchronous views.
 
 The hub keeps no state another process needs: what it holds is which local sockets show what, and timers.
@@ -33,6 +36,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
 
+from inbox import events
 from inbox.events import LIVE_GROUP, group_for_user
 
 from . import live
@@ -46,6 +50,7 @@ CONVERSATION_ONLY_KINDS = frozenset({"delivery", "note"})
 COUNTS_INTERVAL = 1.0  # a kind of viewer's counts are recounted at most once a second
 GROUP_REFRESH_SECONDS = 3600.0  # re-join groups well before the channel layer's group expiry (a day)
 RETRY_SECONDS = 1.0
+EXPIRY_MARGIN_SECONDS = 0.5  # a replier's entry is looked at again this long after it would expire
 
 _executor: ThreadPoolExecutor | None = None
 
@@ -78,6 +83,8 @@ class Hub:
         # Communication id → whether lists may change (else only the open conversation).
         self.changes: dict[int, bool] = {}
         self.bells: dict[int, int | None] = {}  # user id → their newest notification (None: one was read)
+        self.replying: set[int] = set()  # communications whose "… is replying" changed
+        self.replying_timers: dict[int, asyncio.TimerHandle] = {}  # id → a look when its replier would expire
         self.catch_ups: set[str] = set()  # tabs whose list is read again since it was listed
         self.counts_due: set[tuple] = set()  # kinds of viewer whose trailing recount is due
         self.counts_at: dict[tuple, float] = {}
@@ -138,9 +145,9 @@ class Hub:
     async def _stop(self) -> None:
         for task in self.tasks:
             task.cancel()
-        for timer in self.counts_timers.values():
+        for timer in [*self.counts_timers.values(), *self.replying_timers.values()]:
             timer.cancel()
-        self.tasks, self.counts_timers = [], {}
+        self.tasks, self.counts_timers, self.replying_timers = [], {}, {}
         channel, self.channel = self.channel, None
         try:
             await self.layer.group_discard(LIVE_GROUP, channel)
@@ -177,6 +184,11 @@ class Hub:
             if isinstance(communication_id, int):
                 lists = str(message.get("kind", "")) not in CONVERSATION_ONLY_KINDS
                 self.changes[communication_id] = self.changes.get(communication_id, False) or lists
+                self.wake.set()
+        elif kind == "replying.changed":
+            communication_id = message.get("communication_id")
+            if isinstance(communication_id, int):
+                self.replying.add(communication_id)
                 self.wake.set()
         elif kind in ("notification.created", "notification.read"):
             user_id, notification_id = message.get("user_id"), message.get("notification_id")
@@ -231,8 +243,9 @@ class Hub:
             bells, self.bells = self.bells, {}
             catch_ups, self.catch_ups = self.catch_ups, set()
             counts_due, self.counts_due = self.counts_due, set()
+            replying, self.replying = self.replying, set()
             try:
-                await self._batch(changes, bells, catch_ups, counts_due)
+                await self._batch(changes, bells, catch_ups, counts_due, replying)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -240,7 +253,9 @@ class Hub:
                 logger.exception("real-time fan-out failed")
                 self._close_all(1011)
 
-    async def _batch(self, changes: dict, bells: dict, catch_ups: set, counts_due: set) -> None:
+    async def _batch(
+        self, changes: dict, bells: dict, catch_ups: set, counts_due: set, replying: set
+    ) -> None:
         tabs = list(self.tabs.values())
         for tab in tabs:  # the open conversation: the tab's own (what it shows of it is its own)
             if tab.subscription.open_id in changes:
@@ -275,15 +290,72 @@ class Hub:
             )
             jobs.append((live.list_key(tab.user_id, subscription.state), call, [tab]))
         bell_jobs = [(user_id, in_pool(bell_push)(user_id, bell)) for user_id, bell in bells.items()]
-        results = await asyncio.gather(*(call for _, call, _ in jobs), *(call for _, call in bell_jobs))
+        marker_jobs = self._marker_jobs(replying)
+        results = await asyncio.gather(
+            *(call for _, call, _ in jobs),
+            *(call for _, call in bell_jobs),
+            *(call for _, call in marker_jobs),
+        )
         removals: dict[int, str] = {}
         for (key, _, members), changed in zip(jobs, results[: len(jobs)], strict=True):
             for tab in members:
                 await self._send_list(tab, key, changed, removals)
-        for (user_id, _), html in zip(bell_jobs, results[len(jobs) :], strict=True):
+        bell_results = results[len(jobs) : len(jobs) + len(bell_jobs)]
+        for (user_id, _), html in zip(bell_jobs, bell_results, strict=True):
             if html:
                 for tab in [tab for tab in self.tabs.values() if tab.user_id == user_id]:
                     await tab.deliver(html)
+        for (user_id, _), found in zip(marker_jobs, results[len(jobs) + len(bell_jobs) :], strict=True):
+            await self._send_markers(user_id, found)
+
+    # --- "… is replying" on list rows ---------------------------------------------------------------------------
+
+    def _marker_jobs(self, replying: set) -> list[tuple[int, object]]:
+        """One render per user among the tabs here whose list shows a row whose replying changed."""
+        wanted: dict[int, set[int]] = defaultdict(set)
+        for tab in self.tabs.values():
+            if tab.subscription.state is not None:
+                wanted[tab.user_id].update(replying & tab.rows)
+        return [
+            (user_id, in_pool(live.replying_markers)(user_id, ids)) for user_id, ids in wanted.items() if ids
+        ]
+
+    async def _send_markers(self, user_id: int, found: "live.ReplyingMarkers") -> None:
+        for tab in [tab for tab in self.tabs.values() if tab.user_id == user_id]:
+            if found.close_code is not None:
+                await tab.close(code=found.close_code)
+                continue
+            shown = [html for pk, html in found.markers.items() if pk in tab.rows]
+            if shown and tab.subscription.state is not None:
+                await tab.deliver(live.markers_html(shown))
+        for pk, until in found.until.items():
+            self._look_again(pk, until)
+
+    def _look_again(self, communication_id: int, until: float) -> None:
+        """When the replier's entry would expire (unless a heartbeat moves it on meanwhile), look again."""
+        if communication_id in self.replying_timers:
+            return
+        delay = max(until - live.presence.clock(), 0.0) + EXPIRY_MARGIN_SECONDS
+        loop = asyncio.get_running_loop()
+        self.replying_timers[communication_id] = loop.call_later(
+            delay, lambda: asyncio.ensure_future(self._replying_expired(communication_id))
+        )
+
+    async def _replying_expired(self, communication_id: int) -> None:
+        self.replying_timers.pop(communication_id, None)
+        if self.channel is None:
+            return
+        try:
+            change, until = await in_pool(live.replying_expired)(communication_id)
+            if change:  # announced to the conversation and to every process's hub, this one included
+                for group, event in events.presence_hints(communication_id, replying=change.replying):
+                    await self.layer.group_send(group, event)
+            if until is not None:
+                self._look_again(communication_id, until)
+        except Exception:
+            logger.exception(
+                "could not look at an expired replier", extra={"communication_id": communication_id}
+            )
 
     async def _send_list(self, tab, key: tuple, changed: "live.ListChanges", removals: dict) -> None:
         if changed.close_code is not None:

@@ -39,6 +39,7 @@ from inbox.selectors import (
 
 from . import presence
 from .access import communications_visible_to
+from .templatetags.portal import replying_marker
 from .views.inbox import (
     conversation_context,
     header_context,
@@ -75,6 +76,7 @@ class Subscription:
     )  # piece → digest of what was last pushed
     listed_at: float | None = None  # when the server read the list the tab shows (epoch seconds)
     counts_key: str | None = None  # the fingerprint of the counts the page shows (``views.inbox.counts_key``)
+    drafting: bool = False  # the open conversation's reply box holds a draft (the tab is replying in it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,13 +150,15 @@ class Claim:
     last_message_id: int | None
     listed_at: float | None
     counts_key: str | None
+    drafting: bool = False
 
 
 def _claim(user, payload: dict) -> Claim | None:
     """``payload``: ``HEADERS["HX-Current-URL"]`` (the page address, sent by the htmx ws extension), ``rows`` (ids of
     the rows on screen), ``open`` (the open communication), ``last_message_id`` (its newest message shown),
     ``listed_at`` (when the server read the list on screen: changes since then are brought to the tab) and
-    ``counts`` (the fingerprint of the counts shown). None without the Inbox."""
+    ``counts`` (the fingerprint of the counts shown) and ``drafting`` ("1": the open conversation's reply box holds
+    a draft, so a reconnected tab is still replying). None without the Inbox."""
     if not has_inbox(user):
         return None
     headers = payload.get("HEADERS") if isinstance(payload.get("HEADERS"), dict) else {}
@@ -167,6 +171,7 @@ def _claim(user, payload: dict) -> Claim | None:
         last_message_id=as_id(payload.get("last_message_id")) if open_id else None,
         listed_at=_epoch(payload.get("listed_at")) if state is not None else None,
         counts_key=_key(payload.get("counts")),
+        drafting=bool(open_id) and str(payload.get("drafting", "")) == "1",
     )
 
 
@@ -200,6 +205,7 @@ def _subscription(
         shown=previous.shown if keep_shown else {},
         listed_at=claim.listed_at,
         counts_key=claim.counts_key,
+        drafting=claim.drafting if open_id else False,
     )
 
 
@@ -341,6 +347,7 @@ def _changes(user, state: ListState, folder, ids: frozenset, *, open_ids, with_c
         if ids:
             found = list(folder.filter(pk__in=ids).select_related(*ROW_RELATED).only(*ROW_FIELDS))
             with_candidate_counts(found)
+            presence.with_replying(found, viewer_id=user.pk)
         now = timezone.now()
         rows = {c.pk: _upsert(c, state, now) for c in found}
         selected = {
@@ -528,20 +535,73 @@ def presence_changed(user_id: int, subscription: Subscription, communication_id:
         return Push(presence_html(user, subscription, communication_id), subscription)
 
 
-def touch_presence(user_id: int, communication_id: int, *, channel: str, typing: bool | None) -> bool:
+def touch_presence(
+    user_id: int, communication_id: int, *, channel: str, typing: bool | None, drafting: bool | None = None
+) -> presence.Change:
     """Record that the tab shows (or types in) the communication; whether the people there changed."""
     user = load_user(user_id)
     if user is None:
-        return False
-    presence.touch(communication_id, user=user, channel=channel, typing=typing)
+        return presence.Change()
+    presence.touch(communication_id, user=user, channel=channel, typing=typing, drafting=drafting)
     return presence.changed(communication_id)
 
 
-def leave_presence(user_id: int, communication_id: int, *, channel: str) -> bool:
+def leave_presence(user_id: int, communication_id: int, *, channel: str) -> presence.Change:
     presence.leave(communication_id, user_id=user_id, channel=channel)
     return presence.changed(communication_id)
 
 
-def presence_expired(communication_id: int) -> bool:
+def presence_expired(communication_id: int) -> presence.Change:
     """Whether entries expired (a tab went silent, typing stopped) since the last announcement."""
     return presence.changed(communication_id)
+
+
+# --- "… is replying" on list rows: rendered once per user for all their tabs -----------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplyingMarkers:
+    """The "… is replying" markers of some rows as one user sees them (a viewer never sees themselves)."""
+
+    markers: Mapping[int, str] = dataclasses.field(
+        default_factory=dict
+    )  # id → the marker, swapped in by its id
+    until: Mapping[int, float] = dataclasses.field(
+        default_factory=dict
+    )  # id → when its first replier expires
+    close_code: int | None = None
+
+
+def replying_markers(user_id: int, ids) -> ReplyingMarkers:
+    """The markers of the rows ``ids`` that the user may see (the access rule, one query), from the cache (one
+    ``get_many``). The page puts each in its row (``static/js/realtime.js``), or drops it when the row is not there."""
+    user = load_user(user_id)
+    if user is None:
+        return ReplyingMarkers(close_code=4403)
+    if not has_inbox(user) or not ids:
+        return ReplyingMarkers()
+    visible = list(communications_visible_to(user).filter(pk__in=list(ids)).values_list("pk", flat=True))
+    replying = presence.replying_among(visible)
+    markers, until = {}, {}
+    for pk in visible:
+        others = [(name, at) for uid, name, at in replying.get(pk, ()) if uid != user.pk]
+        markers[pk] = replying_marker(pk, [name for name, _ in others])
+        if others:
+            until[pk] = min(at for _, at in others)
+    return ReplyingMarkers(markers=markers, until=until)
+
+
+def markers_html(markers) -> str:
+    """Markers pushed to a tab: handed to the page beside pushed rows (``#inbox-incoming``), never swapped by id
+    directly (a row no longer on the page would make that an htmx error)."""
+    return (
+        '<div hx-swap-oob="beforeend:#inbox-incoming"><div data-markers>' + "".join(markers) + "</div></div>"
+    )
+
+
+def replying_expired(communication_id: int) -> tuple[presence.Change, float | None]:
+    """A hub's look when a replier's entry would expire: whether that changed who is there (to be announced), and
+    when the first replier still there would expire (to look again then)."""
+    change = presence.changed(communication_id)
+    replying = presence.replying_among([communication_id]).get(communication_id, ())
+    return change, min((until for _, _, until in replying), default=None)

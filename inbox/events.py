@@ -129,10 +129,22 @@ def presence_changed(communication_id: int) -> tuple[str, dict]:
     }
 
 
-def publish_presence_changed(communication_id: int) -> None:
-    """Now (not after a commit: presence lives in the cache), ``presence_changed``."""
-    group, event = presence_changed(communication_id)
-    _send([group], event)
+def replying_changed(communication_id: int) -> tuple[str, dict]:
+    """The group and hint saying who is replying in the communication changed: every process's hub hears it once
+    and brings the lists showing the row their "… is replying" marker (``careportal.hub``)."""
+    return LIVE_GROUP, {"type": "replying.changed", "communication_id": communication_id}
+
+
+def presence_hints(communication_id: int, *, replying: bool = False) -> list[tuple[str, dict]]:
+    """``presence_changed``, and ``replying_changed`` when who is replying changed too."""
+    hints = [presence_changed(communication_id)]
+    return [*hints, replying_changed(communication_id)] if replying else hints
+
+
+def publish_presence_changed(communication_id: int, *, replying: bool = False) -> None:
+    """Now (not after a commit: presence lives in the cache), ``presence_hints``."""
+    for group, event in presence_hints(communication_id, replying=replying):
+        _send([group], event)
 
 
 def publish_communication_changed(communication, *, kind: str, webhooks: bool = True) -> None:

@@ -242,6 +242,29 @@ def sort_key(c) -> str:
     return f"{micros:017d}-{int(c.pk):012d}"
 
 
+_PEN_ICON = icon("edit")
+
+
+def _names(names) -> str:
+    """ "Nora Nurse", "Nora Nurse and Cara Colleague", "Nora Nurse, Cara Colleague and Lena Lead"."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def replying_marker(pk, names) -> str:
+    """The row's "… is replying" marker (``careportal.presence``): part of every row render, and pushed alone
+    (``careportal.live.replying_markers``) when who is replying changes — the page swaps it in by its id. Empty and
+    hidden when nobody else is."""
+    pk = int(pk)
+    if not names:
+        return f'<span id="replying-{pk}" class="row-replying" data-testid="row-replying" hidden></span>'
+    verb = "is" if len(names) == 1 else "are"
+    return (
+        f'<span id="replying-{pk}" class="row-replying" data-testid="row-replying">{_PEN_ICON}'
+        f'<span class="row-replying-text">{_esc(_names(names))} {verb} replying</span></span>'
+    )
+
+
 @register.simple_tag
 def inbox_row(c, state, now=None, oob=False) -> str:
     """One Inbox list row (``careportal/inbox/_row.html``), built in Python: a list renders 50 of them on every
@@ -308,6 +331,7 @@ def inbox_row(c, state, now=None, oob=False) -> str:
         f'<span class="row-body"><span class="row-top"><span class="row-name">{esc(name)}</span>'
         f"{list_time(c.last_message_at, now)}</span>"
         f'{subject}<span class="row-snippet">{you}{esc(c.last_message_preview or "No messages yet")}</span>'
+        f"{replying_marker(pk, getattr(c, 'replying_names', ()))}"
         f'<span class="row-bottom"><span class="row-context">{context}</span>{age}{assignee}</span>'
         "</span></a></li>"
     )

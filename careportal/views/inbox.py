@@ -152,6 +152,7 @@ def rows_context(user, state: ListState, cursor: str = "") -> dict:
     listed_at = time.time()
     page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
     with_candidate_counts(page.rows)
+    presence.with_replying(page.rows, viewer_id=user.pk)  # "… is replying": one cache read for the page
     title, hint = EMPTY_STATES[state.folder]
     return {
         "state": state,
@@ -187,8 +188,9 @@ def _draft(form: ReplyForm | None, communication: Communication) -> dict:
     }
 
 
-def row_context(communication: Communication, state: ListState) -> dict:
+def row_context(communication: Communication, state: ListState, viewer) -> dict:
     with_candidate_counts([communication])
+    presence.with_replying([communication], viewer_id=viewer.pk)
     return {"c": communication, "state": state, "now": timezone.now()}
 
 
@@ -346,7 +348,7 @@ def communication_row(request, pk: int):
     current = communication_for(user=request.user, pk=pk)
     if not is_partial(request):
         return redirect(deep_link(request.user, current))
-    return render(request, T + "_row.html", row_context(current, current_state(request)))
+    return render(request, T + "_row.html", row_context(current, current_state(request), request.user))
 
 
 @login_required
@@ -402,8 +404,9 @@ def communication_reply(request, pk: int):
         except InboxError as error:
             message = str(error)
         else:
-            if presence.end_typing(current.pk, user_id=request.user.pk):  # sent: "typing…" ends now
-                events.publish_presence_changed(current.pk)
+            change = presence.end_typing(current.pk, user_id=request.user.pk)  # sent: "typing…" ends now
+            if change:
+                events.publish_presence_changed(current.pk, replying=change.replying)
             if not is_partial(request):
                 return redirect(next_url(request, current))
             current = communication_for(user=request.user, pk=pk)
@@ -567,7 +570,11 @@ def _confirm_unlinked(request, communication: Communication, recipient: str):
     """A reply to a sender linked to no patient, not yet confirmed: ask, naming the recipient, in the reply form (the
     collision guard's slot); confirming sends the same form with ``confirm_unlinked_recipient``. A question, not a
     refusal: 200, nothing sent, the draft stays in the box."""
-    context = {"c": communication, "recipient": recipient, "close": "0" if request.POST.get("close") == "0" else "1"}
+    context = {
+        "c": communication,
+        "recipient": recipient,
+        "close": "0" if request.POST.get("close") == "0" else "1",
+    }
     response = render(request, T + "_unlinked_confirm.html", context)
     response["HX-Retarget"] = "#reply-collision"
     response["HX-Reswap"] = "outerHTML"

@@ -83,6 +83,9 @@
     parameters.open = conversation ? conversation.dataset.communicationId : "";
     const seen = document.getElementById("seen-message-id");
     parameters.last_message_id = conversation && seen ? seen.value : "";
+    // A draft in the box: the user is still replying there (a reconnected tab says so again).
+    const replyForm = conversation && document.getElementById("reply-form");
+    parameters.drafting = replyForm && draftOf(replyForm) ? "1" : "";
     const marker = document.getElementById("inbox-incoming");
     parameters.listed_at = marker ? marker.dataset.listedAt : ""; // changes since then are brought by the server
     const nav = document.getElementById("folder-nav");
@@ -235,6 +238,15 @@
     const list = document.getElementById("inbox-rows");
     Array.from(incoming.children).forEach((wrapper) => {
       wrapper.remove();
+      // "… is replying" markers go into their rows (the list is the user's whatever its folder); a row no longer
+      // on the page drops its marker.
+      if (wrapper.hasAttribute("data-markers")) {
+        Array.from(wrapper.children).forEach((marker) => {
+          const old = marker.id && document.getElementById(marker.id);
+          if (old && old.closest("#inbox-rows")) old.replaceWith(marker);
+        });
+        return;
+      }
       const row = wrapper.querySelector("[data-row]");
       if (list && row && wrapper.dataset.list === incoming.dataset.list) placeRow(list, row);
     });

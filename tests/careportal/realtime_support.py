@@ -75,7 +75,9 @@ def folder_url(folder: Folder, query: str = "") -> str:
     return f"http://testserver/inbox/{inbox}/{slug}/" + (f"?{query}" if query else "")
 
 
-def subscription(url: str, *, rows=(), open=None, last_message_id=None, listed_at=None, counts=None) -> str:
+def subscription(
+    url: str, *, rows=(), open=None, last_message_id=None, listed_at=None, counts=None, drafting=False
+) -> str:
     """The JSON the page's hidden ``ws-send`` element sends (with what static/js/realtime.js adds)."""
     return json.dumps(
         {
@@ -85,6 +87,7 @@ def subscription(url: str, *, rows=(), open=None, last_message_id=None, listed_a
             "last_message_id": str(last_message_id or ""),
             "listed_at": "" if listed_at is None else f"{listed_at:.6f}",
             "counts": counts or "",
+            "drafting": "1" if drafting else "",
             "HEADERS": {"HX-Request": "true", "HX-Current-URL": url, "HX-Trigger": "live-subscribe"},
         }
     )

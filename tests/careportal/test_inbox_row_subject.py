@@ -30,7 +30,9 @@ def body_of(row: str) -> str:
     """The row's text lines in order (subject, snippet), as the eye meets them."""
     found = re.search(r'</time></span>(.*?)<span class="row-bottom">', row, re.S)
     assert found, row
-    return found.group(1)
+    return re.sub(
+        r'<span id="replying-\d+"[^>]*></span>', "", found.group(1)
+    )  # the (empty) "is replying" marker
 
 
 @pytest.mark.django_db
