@@ -39,6 +39,12 @@ class Folder(models.TextChoices):
         }
 
     @property
+    def full_label(self) -> str:
+        """The folder with its inbox, as a search of all inboxes tags a row: "Care Team · Unrecognized"."""
+        inbox = self.inbox.label.removesuffix(" Inbox") if self.inbox != InboxKind.MY else self.inbox.label
+        return f"{inbox} · {self.label}"
+
+    @property
     def is_shared(self) -> bool:
         """Care Team and All Patients folders offer "all" or "unassigned only"."""
         return self.inbox != InboxKind.MY

@@ -742,3 +742,68 @@ def changes_since(
         assignee=communication.assignee if assignee_changed else None,
         assignee_by=assignee_by,
     )
+
+
+# --- Search all inboxes ---------------------------------------------------------------------------------------
+
+# A folder whose every row one of these folders of the same user also holds (each folder's rows are visible to the
+# user, and All Patients' two folders split everything visible between them): searching that one finds them.
+CONTAINED_IN = {
+    Folder.PRIMARY_CONTACT: {Folder.CARE_TEAM_DIRECTED, Folder.ALL_DIRECTED},
+    Folder.CARE_TEAM_DIRECTED: {Folder.ALL_DIRECTED},
+    Folder.MY_UNRECOGNIZED: {Folder.ASSIGNED_TO_ME, Folder.ALL_UNRECOGNIZED},
+    Folder.CARE_TEAM_UNRECOGNIZED: {Folder.ALL_UNRECOGNIZED},
+}
+EVERYTHING_VISIBLE = (Folder.ALL_DIRECTED, Folder.ALL_UNRECOGNIZED)
+
+
+def search_all_inboxes(
+    *, user, filters: FolderFilters, cursor: str = "", limit: int = PAGE_SIZE
+) -> FolderPage:
+    """One page of "Search all inboxes": the communications matching ``filters.query`` (with the status and channel
+    filters; "unassigned only" is a folder's, not applied) in any folder the user has — the union of
+    ``folders_for(user)`` — newest first, paged like a folder (same cursors). Each row's ``found_in`` lists the
+    folders it is in.
+
+    The same search and the same access rule as a folder: each folder searched is ``folder_page``'s own search, and
+    the page is the newest ``limit`` of their union, exact because a row among the union's newest ``limit`` is among
+    its own folder's newest ``limit``. Folders another one contains are not searched again (``CONTAINED_IN``)."""
+    folders = folders_for(user)
+    if not folders:
+        raise FolderNotAllowed(Folder.ASSIGNED_TO_ME)
+    if not filters.query.strip():
+        return FolderPage(rows=[], next_cursor=None)
+    filters = FolderFilters(statuses=filters.statuses, channels=filters.channels, query=filters.query)
+    if all(folder in folders for folder in EVERYTHING_VISIBLE):
+        searched = list(EVERYTHING_VISIBLE)
+    else:
+        searched = [f for f in folders if not CONTAINED_IN.get(f, set()) & set(folders)]
+    found: dict[int, Communication] = {}
+    more = False
+    for folder in searched:
+        page = folder_page(user=user, folder=folder, filters=filters, cursor=cursor, limit=limit)
+        more = more or page.next_cursor is not None
+        found.update((row.pk, row) for row in page.rows)
+    rows = sorted(found.values(), key=lambda c: (c.last_message_at, c.pk), reverse=True)
+    next_cursor = encode_cursor(rows[limit - 1]) if more or len(rows) > limit else None
+    rows = rows[:limit]
+    with_found_in(user=user, rows=rows)
+    return FolderPage(rows=rows, next_cursor=next_cursor)
+
+
+def with_found_in(*, user, rows: list[Communication]) -> list[Communication]:
+    """Sets each row's ``found_in``: the folders of ``user`` (in menu order) it is in, by each folder's own rule
+    (one query per folder, by the rows' ids)."""
+    ids = [row.pk for row in rows]
+    in_folder: dict[int, list[Folder]] = {pk: [] for pk in ids}
+    if ids:
+        for folder in folders_for(user):
+            for pk in (
+                folder_communications(user=user, folder=folder)
+                .filter(pk__in=ids)
+                .values_list("pk", flat=True)
+            ):
+                in_folder[pk].append(folder)
+    for row in rows:
+        row.found_in = in_folder.get(row.pk, [])
+    return rows
