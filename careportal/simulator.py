@@ -94,13 +94,13 @@ def writer_value(writer: Writer) -> str:
 
 def writer_choices(user, *, unknown: bool = True) -> list:
     """Choices for a writer ``<select>``: one group per patient (the patient, then their contacts), among the first
-    ``PATIENT_CHOICES`` patients ``user`` may see, and "Unknown sender" when ``unknown``."""
+    ``PATIENT_CHOICES`` patients ``user`` may see, then "Unknown sender" when ``unknown``."""
     patients = list(
         patients_visible_to(user)
         .order_by("last_name", "first_name", "pk")
         .prefetch_related("contacts")[:PATIENT_CHOICES]
     )
-    choices: list = [(UNKNOWN, "Unknown sender (not on file)")] if unknown else []
+    choices: list = []
     for patient in patients:
         options = [(f"p:{patient.pk}", f"{patient.full_name} — patient")]
         options += [
@@ -108,6 +108,8 @@ def writer_choices(user, *, unknown: bool = True) -> list:
             for contact in sorted(patient.contacts.all(), key=lambda c: (c.last_name, c.first_name, c.pk))
         ]
         choices.append((patient.full_name, options))
+    if unknown:
+        choices.append(("Not on file", [(UNKNOWN, "Unknown sender")]))
     return choices
 
 
