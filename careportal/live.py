@@ -163,6 +163,8 @@ def _claim(user, payload: dict) -> Claim | None:
         return None
     headers = payload.get("HEADERS") if isinstance(payload.get("HEADERS"), dict) else {}
     state = state_from_url(user, str(headers.get("HX-Current-URL", ""))[:4000])
+    if state is not None and state.searches_everywhere:
+        state = None  # a search of all inboxes is read on request: no list pushes (docs/decisions.md)
     open_id = as_id(payload.get("open"))
     return Claim(
         state=state,

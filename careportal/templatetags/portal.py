@@ -301,6 +301,10 @@ def inbox_row(c, state, now=None, oob=False) -> str:
     # An email is scanned by its subject (issue 14, item 9): its own stronger line above the preview. SMS and chat
     # have none and keep the preview alone.
     subject = f'<span class="row-subject">{esc(c.subject)}</span>' if c.subject and c.is_email else ""
+    found_in = getattr(c, "found_in", ())  # "Search all inboxes" (``inbox.selectors.with_found_in``)
+    if found_in:
+        tags = "".join(f'<span class="tag tag-folder">{esc(folder.full_label)}</span>' for folder in found_in)
+        context += f'<span class="row-folders" data-testid="row-folders">{tags}</span>'
     if c.is_open:
         waited = open_for(c, now)
         age = (

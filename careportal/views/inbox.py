@@ -34,7 +34,9 @@ from inbox.selectors import (
     folder_counts,
     folder_page,
     folders_for,
+    search_all_inboxes,
     with_candidate_counts,
+    with_found_in,
 )
 from inbox.services import (
     ALLOWED_UPLOAD_TYPES,
@@ -131,7 +133,12 @@ def nav_context(user, state: ListState, *, with_counts: bool = True) -> dict:
     for folder, count in counts.items():
         target = state.moved_to(folder)
         groups.setdefault(folder.inbox, []).append(
-            {"folder": folder, "count": count, "url": target.list_url, "is_current": folder == state.folder}
+            {
+                "folder": folder,
+                "count": count,
+                "url": target.list_url,
+                "is_current": folder == state.folder and not state.searches_everywhere,
+            }
         )
     return {
         "nav_groups": [{"inbox": kind, "folders": folders} for kind, folders in groups.items()],
@@ -150,7 +157,10 @@ def counts_key(counts: dict) -> str:
 def rows_context(user, state: ListState, cursor: str = "") -> dict:
     # Before the read: a change committed after it reaches the page over the WebSocket (careportal.hub).
     listed_at = time.time()
-    page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
+    if state.searches_everywhere:  # "Search all inboxes": rows say which folders they are in
+        page = search_all_inboxes(user=user, filters=state.filters, cursor=cursor)
+    else:
+        page = folder_page(user=user, folder=state.folder, filters=state.filters, cursor=cursor)
     with_candidate_counts(page.rows)
     presence.with_replying(page.rows, viewer_id=user.pk)  # "… is replying": one cache read for the page
     title, hint = EMPTY_STATES[state.folder]
@@ -346,6 +356,8 @@ def communication(request, pk: int):
 @inbox_view
 def communication_row(request, pk: int):
     current = communication_for(user=request.user, pk=pk)
+    if current_state(request).searches_everywhere:  # a row of "Search all inboxes" keeps its folder tags
+        with_found_in(user=request.user, rows=[current])
     if not is_partial(request):
         return redirect(deep_link(request.user, current))
     return render(request, T + "_row.html", row_context(current, current_state(request), request.user))

@@ -41,13 +41,16 @@ class ListState:
     folder: Folder
     filters: FolderFilters = dataclasses.field(default_factory=FolderFilters)
     open_id: int | None = None
+    # "Search all inboxes" (``?all=1``): the search runs over every folder the user has; ``folder`` is the one it
+    # was started from (where "Back" returns). Its rows say which folders they are in.
+    everywhere: bool = False
 
     @functools.cached_property
     def path(self) -> str:
         return reverse("careportal:inbox_folder", args=[self.folder.inbox, self.folder.slug])
 
     def _with_query(self, base: str, **extra) -> str:
-        query = filter_query(self.folder, self.filters, **extra)
+        query = filter_query(self.folder, self.filters, all=1 if self.everywhere else None, **extra)
         return f"{base}?{query}" if query else base
 
     @property
@@ -98,8 +101,37 @@ class ListState:
             filters = dataclasses.replace(filters, channels=FolderFilters().channels)
         return dataclasses.replace(self, filters=filters).list_url
 
+    @property
+    def searches_everywhere(self) -> bool:
+        """The list is a search of all inboxes (a term is typed); without a term it is the folder."""
+        return self.everywhere and bool(self.filters.query)
+
+    @property
+    def everywhere_url(self) -> str:
+        """This search over every folder the user has ("Search all inboxes")."""
+        return everywhere(self.folder, self.filters).list_url
+
+    @property
+    def folder_url(self) -> str:
+        """The folder this search of all inboxes started from, with the same search and filters."""
+        return dataclasses.replace(self, everywhere=False, open_id=None).list_url
+
     def moved_to(self, folder: Folder) -> "ListState":
         return ListState(folder=folder, filters=self.filters, open_id=self.open_id)
+
+
+def everywhere(folder: Folder, filters: FolderFilters, open_id: int | None = None) -> ListState:
+    """A search of all inboxes started from ``folder``: "unassigned only" is a folder's filter, not applied."""
+    filters = dataclasses.replace(filters, unassigned_only=False)
+    return ListState(folder=folder, filters=filters, open_id=open_id, everywhere=True)
+
+
+def list_state(folder: Folder, params) -> ListState:
+    """The list that query parameters (``?status=…&q=…&all=1&c=…``) describe in ``folder``."""
+    filters, open_id = folder_filters(params), int_or_none(params.get("c"))
+    if params.get("all") == "1":
+        return everywhere(folder, filters, open_id)
+    return ListState(folder=folder, filters=filters, open_id=open_id)
 
 
 def folder_or_404(user, inbox: str, folder: str) -> Folder:
@@ -117,11 +149,7 @@ def int_or_none(value) -> int | None:
 
 
 def request_state(request, inbox: str, folder: str) -> ListState:
-    return ListState(
-        folder=folder_or_404(request.user, inbox, folder),
-        filters=folder_filters(request.GET),
-        open_id=int_or_none(request.GET.get("c")),
-    )
+    return list_state(folder_or_404(request.user, inbox, folder), request.GET)
 
 
 def state_from_url(user, address: str) -> ListState | None:
@@ -132,12 +160,8 @@ def state_from_url(user, address: str) -> ListState | None:
     try:
         match = resolve(url.path)
         if match.view_name == "careportal:inbox_folder":
-            params = QueryDict(url.query)
-            return ListState(
-                folder=folder_or_404(user, match.kwargs["inbox"], match.kwargs["folder"]),
-                filters=folder_filters(params),
-                open_id=int_or_none(params.get("c")),
-            )
+            folder = folder_or_404(user, match.kwargs["inbox"], match.kwargs["folder"])
+            return list_state(folder, QueryDict(url.query))
     except (Resolver404, Http404):
         pass
     return None
