@@ -128,6 +128,20 @@ CASES: dict[str, Case] = {
         member=S({200}),
         headers=lambda w: w.signed_twilio("/hooks/sms/twilio/status/"),
     ),
+    # --- The demo's patient simulator: does not exist outside demo mode (the tests run with it off); in demo mode
+    # tests/careportal/test_simulator.py tries it as anonymous, as a nurse off the team and as the nurse.
+    **{
+        f"simulator:{name}": Case(
+            method=method, anonymous=S({404}), outsider=S({404}), member=S({404}), note="demo mode only"
+        )
+        for name, method in (
+            ("page", "get"),
+            ("threads", "get"),
+            ("sms", "post"),
+            ("email", "post"),
+            ("chat", "post"),
+        )
+    },
 }
 
 # --- Patient-facing pages: the signed link is the credential ------------------------------------------------------
