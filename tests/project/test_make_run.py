@@ -30,3 +30,13 @@ def test_links_to_patients_follow_the_host_and_port_of_make_run():
         run_environment(PORT="8101", env={"PUBLIC_BASE_URL": "https://care.example"})
         == "https://care.example"
     )
+
+
+def test_make_run_receives_smtp_in_the_web_process_and_says_where():
+    printed = subprocess.run(
+        ["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "INBOX_EMBEDDED_SMTP=${INBOX_EMBEDDED_SMTP:-1}" in printed
+    assert "SMTP_HOST=${SMTP_HOST:-127.0.0.1} SMTP_PORT=${SMTP_PORT:-2525}" in printed
+    assert 'echo "Inbound SMTP: $SMTP_HOST:$SMTP_PORT' in printed
+    assert "/demo/patient/" in printed
