@@ -31,6 +31,16 @@ class WriterField(forms.ChoiceField):
         return writer
 
 
+def first_value(field: forms.ChoiceField) -> str:
+    for value, label in field.choices:
+        if isinstance(label, list | tuple):  # a group
+            if label:
+                return label[0][0]
+        else:
+            return value
+    return ""
+
+
 class SmsForm(forms.Form):
     writer = forms.Field()  # replaced in __init__
     line = forms.ModelChoiceField(
@@ -103,20 +113,19 @@ class EmailForm(forms.Form):
         label="Deliver through", choices=ROUTES, initial="smtp", widget=forms.RadioSelect
     )
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, writer_value: str | None = None, **kwargs):
         super().__init__(*args, prefix="email", **kwargs)
         self.user = user
-        self.fields["writer"] = WriterField(user=user, label="From")
+        self.fields["writer"] = writer = WriterField(user=user, label="From")
         # Picking a writer offers that writer's threads only (the Thread field comes back from the server).
         self.fields["writer"].widget.attrs.update({
             "hx-get": reverse("simulator:threads"), "hx-trigger": "change", "hx-target": "#email-thread-field",
             "hx-swap": "outerHTML",
         })  # fmt: skip
         self.fields["to"].queryset = InboundAddress.objects.filter(is_active=True).order_by("address")
-        threads = simulator.reply_threads(user)[: simulator.THREAD_CHOICES]
-        self.fields["thread"].choices = [("", "New conversation")] + [
-            (message.pk, f"Reply to {simulator.thread_label(message)}") for message in threads
-        ]
+        if writer_value is None:  # the writer posted, else the one the list shows first
+            writer_value = self.data.get(self.add_prefix("writer")) if self.is_bound else first_value(writer)
+        self.fields["thread"].choices = simulator.thread_choices(user, writer_value or "")
         self.fields["thread"].valid_value = lambda value: True  # any thread of the writer; checked in clean()
 
     def clean(self):

@@ -167,6 +167,17 @@ def reply_threads(user, writer: Writer | None = None):
     )
 
 
+def thread_choices(user, writer_value: str) -> list:
+    """The email form's Thread choices for the writer a choice names: a new conversation, or a reply in one of that
+    writer's threads (none for an unknown sender)."""
+    writer = resolve_writer(user, writer_value)
+    choices = [("", "New conversation")]
+    if writer is not None and not writer.is_unknown:
+        threads = reply_threads(user, writer)[:THREAD_CHOICES]
+        choices += [(message.pk, f"Reply to {thread_label(message)}") for message in threads]
+    return choices
+
+
 def thread_label(message: Message) -> str:
     subject = message.subject or message.communication.subject or "(no subject)"
     who = message.communication.contact or message.communication.patient

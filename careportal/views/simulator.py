@@ -80,15 +80,7 @@ def page(request):
 @require_GET
 def threads(request):
     """The email form's Thread field for the writer just picked (HTMX): that writer's threads only."""
-    form = EmailForm(user=request.user)
-    writer = simulator.resolve_writer(request.user, request.GET.get("email-writer", ""))
-    choices = [("", "New conversation")]
-    if writer is not None and not writer.is_unknown:
-        choices += [
-            (message.pk, f"Reply to {simulator.thread_label(message)}")
-            for message in simulator.reply_threads(request.user, writer)[: simulator.THREAD_CHOICES]
-        ]
-    form.fields["thread"].choices = choices
+    form = EmailForm(user=request.user, writer_value=request.GET.get("email-writer", ""))
     return render(request, TEMPLATES + "_thread_field.html", {"field": form["thread"]})
 
 

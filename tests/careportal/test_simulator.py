@@ -332,3 +332,16 @@ def test_the_thread_field_offers_only_the_writers_threads(client, nurse, maria):
     html = client.get(reverse("simulator:threads"), {"email-writer": "unknown"}).content.decode()
     assert "Maria&#x27;s plan" not in html and "New conversation" in html
     assert Communication.objects.count() == 1
+
+
+def test_the_page_offers_the_threads_of_the_writer_it_shows_first(client, lead, maria):
+    first = PatientFactory(first_name="Abel", last_name="Aaron")  # listed before Maria Lopez
+    for patient, subject in ((first, "Abel's visit"), (maria, "Maria's plan")):
+        communication = CommunicationFactory(patient=patient, channel=Channel.EMAIL, subject=subject)
+        MessageFactory(
+            communication=communication, direction=Message.Direction.OUTBOUND, subject=subject,
+            email_message_id=f"<{patient.pk}@careinbox.local>",
+        )  # fmt: skip
+    html = signed_in(client, lead).get(PAGE).content.decode()
+    assert "Reply to Abel Aaron: Abel&#x27;s visit" in html
+    assert "Maria&#x27;s plan" not in html

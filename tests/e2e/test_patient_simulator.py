@@ -115,6 +115,17 @@ def test_the_simulator_writes_as_a_patient_by_sms_email_and_chat_and_each_appear
         sim = simulator.page
         expect(sim.get_by_role("heading", name="Patient simulator")).to_be_visible()
 
+        # Bad input: a clear error, nothing sent.
+        sim.get_by_test_id("sim-sms").get_by_role("button", name="Send text").click()
+        expect(sim.get_by_test_id("field-error")).to_have_text("Write the text message.")
+        simulator.screenshot("patient-simulator-error")
+        assert not RawInbound.objects.exists()
+        # The form with its errors is answered 400, which Chromium logs; that one line is expected, nothing else.
+        assert simulator.errors == [
+            "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+        ]
+        simulator.errors.clear()
+
         # SMS: a signed Twilio webhook to the running server.
         sms = sim.get_by_test_id("sim-sms")
         sms.get_by_label("From", exact=True).select_option(writer)
