@@ -3,6 +3,7 @@ sends nothing."""
 
 import phonenumbers
 from django import forms
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.urls import reverse
 
 from inbox.models import InboundAddress, SendingLine
@@ -60,7 +61,12 @@ class SmsForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, prefix="sms", **kwargs)
         self.fields["writer"] = WriterField(user=user, label="From")
-        self.fields["line"].queryset = SendingLine.objects.filter(is_active=True).order_by("label", "number")
+        # Shared lines before people's direct lines, labelled before bare numbers.
+        self.fields["line"].queryset = (
+            SendingLine.objects.filter(is_active=True)
+            .annotate(is_unlabelled=ExpressionWrapper(Q(label=""), output_field=BooleanField()))
+            .order_by(F("owner_id").asc(nulls_first=True), "is_unlabelled", "label", "number")
+        )
 
     def clean_from_number(self) -> str:
         value = self.cleaned_data["from_number"].strip()
@@ -122,7 +128,9 @@ class EmailForm(forms.Form):
             "hx-get": reverse("simulator:threads"), "hx-trigger": "change", "hx-target": "#email-thread-field",
             "hx-swap": "outerHTML",
         })  # fmt: skip
-        self.fields["to"].queryset = InboundAddress.objects.filter(is_active=True).order_by("address")
+        self.fields["to"].queryset = InboundAddress.objects.filter(is_active=True).order_by(
+            F("owner_id").asc(nulls_first=True), "address"
+        )
         if writer_value is None:  # the writer posted, else the one the list shows first
             writer_value = self.data.get(self.add_prefix("writer")) if self.is_bound else first_value(writer)
         self.fields["thread"].choices = simulator.thread_choices(user, writer_value or "")
