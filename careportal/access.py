@@ -3,7 +3,7 @@
 Every page, partial, WebSocket group, assignee list and API view goes through this module.
 """
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, Expression, OuterRef, Q, QuerySet
 
 from designer.models import Policy
 from designer.selectors import has_policy
@@ -34,6 +34,25 @@ def _patient_q(user, prefix: str) -> Q | None:
     """
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return NOBODY
+    return _remembered(
+        user, ("patient", prefix), lambda full_patient: _build_patient_q(user, prefix, full_patient)
+    )
+
+
+def _remembered(user, key: tuple, build):
+    """``build(full_patient)``, kept on the user object (a request's ``request.user``, a socket's user) for the
+    policy as it is now. Building these ``Q``s (correlated sub-queries) costs milliseconds of ORM work, and a page
+    asks for them several times (rows, counts, the open conversation). Only the policy decision is made in Python;
+    care teams and grants are read by the query itself, so a remembered ``Q`` never goes stale with them."""
+    full_patient = has_policy(user, Policy.INBOX_FULL_PATIENT)
+    remembered = user.__dict__.setdefault("_access_q", {})
+    key = (*key, full_patient, tuple(_region_ids(user)) if full_patient else ())
+    if key not in remembered:
+        remembered[key] = build(full_patient)
+    return remembered[key]
+
+
+def _build_patient_q(user, prefix: str, full_patient: bool) -> Q | None:
     # Correlated EXISTS rather than IN (sub-select): PostgreSQL can then check a handful of rows by index when a
     # folder is read newest-first with LIMIT, instead of hashing the user's whole care team on every query.
     outer = OuterRef("pk") if not prefix else OuterRef(f"{prefix[:-2]}_id")
@@ -45,7 +64,7 @@ def _patient_q(user, prefix: str) -> Q | None:
         )
     )
     on_team = Q(Exists(CareTeamMember.objects.filter(user=user, patient_id=outer)))
-    if has_policy(user, Policy.INBOX_FULL_PATIENT):
+    if full_patient:
         region_ids = _region_ids(user)
         if not region_ids:
             return None
@@ -75,20 +94,82 @@ def communications_visible_to(user):
     """
     from inbox.models import Communication
 
-    patient_q = _patient_q(user, "patient__")
-    if patient_q is None:
+    q = _communications_q(user)
+    if q is None:
         return Communication.objects.all()
-    if patient_q is NOBODY:
+    if q is NOBODY:
         return Communication.objects.none()
-    Candidate = Communication.candidate_patients.through
-    candidate_q = _patient_q(user, "patient__")
-    unrecognized = Q(assignee=user) | Q(
-        Exists(Candidate.objects.filter(candidate_q, communication_id=OuterRef("pk")))
+    condition = _remembered(user, ("communication-sql",), lambda _: CompiledCondition.of(Communication, q))
+    return Communication.objects.filter(q if condition is None else condition)
+
+
+class CompiledCondition(Expression):
+    """A ``WHERE`` condition on ``model``'s table compiled to SQL once and reused by every query built on it.
+
+    The access rule for a user without Inbox Full Patient is five correlated sub-queries; Django compiles them
+    again for every query (about 3 ms of CPU each time, several times a page: rows, counts, the conversation).
+    The SQL names the table by its own name, which is the alias of a query's base table, so it is valid as long as
+    the query is not nested in another one; nesting relabels aliases (``relabeled_clone``), and then the
+    resolved condition it came from is used instead and compiled as usual. ``tests/careportal/test_access.py``
+    holds the rule nested, combined and against care-team changes.
+    """
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, query, using: str, sql: str, params: tuple):
+        super().__init__()
+        self.where, self.subq_aliases = query.where, query.subq_aliases
+        self.using, self.sql, self.params = using, sql, params
+
+    @classmethod
+    def of(cls, model, q: Q) -> "CompiledCondition | None":
+        """The condition ``q`` compiled, or ``None`` when it joins other tables (a region rule reads the patient's
+        table): a join must be part of the query, not of its ``WHERE``."""
+        query = model.objects.filter(q).query
+        if len(query.alias_map) > 1:
+            return None
+        using = model.objects.db
+        sql, params = query.get_compiler(using=using).compile(query.where)
+        return cls(query, using, sql, tuple(params))
+
+    def resolve_expression(self, query=None, *args, **kwargs):
+        if query is not None:
+            # What the condition's own query knew: its base table is in use (so nesting renames it and calls
+            # relabeled_clone) and which alias prefixes its sub-queries took (so nesting picks another one).
+            query.get_initial_alias()
+            query.subq_aliases = query.subq_aliases | self.subq_aliases
+        return self
+
+    def as_sql(self, compiler, connection):
+        if connection.alias != self.using:
+            return compiler.compile(self.where)
+        return self.sql, list(self.params)
+
+    def relabeled_clone(self, change_map):
+        return self.where.relabeled_clone(change_map)
+
+
+def _communications_q(user) -> Q | None:
+    patient_q = _patient_q(user, "patient__")
+    if patient_q is None or patient_q is NOBODY:
+        return patient_q
+    return _remembered(
+        user, ("communication",), lambda full_patient: _build_communications_q(user, full_patient)
     )
-    if has_policy(user, Policy.INBOX_FULL_PATIENT):
+
+
+def _build_communications_q(user, full_patient: bool) -> Q:
+    from inbox.models import Communication
+
+    Candidate = Communication.candidate_patients.through
+    unrecognized = Q(assignee=user) | Q(
+        Exists(Candidate.objects.filter(_patient_q(user, "patient__"), communication_id=OuterRef("pk")))
+    )
+    if full_patient:
         unrecognized |= ~Q(Exists(Candidate.objects.filter(communication_id=OuterRef("pk"))))
-    return Communication.objects.filter(
-        (Q(is_unrecognized=False) & patient_q) | (Q(is_unrecognized=True) & unrecognized)
+    return (Q(is_unrecognized=False) & _patient_q(user, "patient__")) | (
+        Q(is_unrecognized=True) & unrecognized
     )
 
 

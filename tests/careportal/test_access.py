@@ -278,3 +278,36 @@ def test_communications_are_invisible_to_an_inactive_user(nurse, patient):
     nurse.save(update_fields=["is_active"])
 
     assert not can_view_communication(fresh(nurse), communication)
+
+
+def test_the_rule_follows_care_team_changes_on_the_same_user_object(other_nurse, patient):
+    """The rule is built (and its SQL compiled) once per user object; care teams are still read by each query."""
+    communication = CommunicationFactory(patient=patient)
+    assert not communications_visible_to(other_nurse).exists()
+
+    CareTeamMemberFactory(patient=patient, user=other_nurse)
+
+    assert list(communications_visible_to(other_nurse)) == [communication]
+    assert can_view_communication(other_nurse, communication)
+
+
+def test_the_rule_holds_inside_another_query(nurse, patient, stranger):
+    """Nested as a sub-query the rule's tables are renamed; its precompiled SQL must not be used there."""
+    from django.db.models import Exists, OuterRef
+
+    from inbox.models import Communication
+
+    mine = CommunicationFactory(patient=patient)
+    unknown = UnrecognizedCommunicationFactory()
+    unknown.candidate_patients.add(patient)
+    CommunicationFactory(patient=stranger)
+    UnrecognizedCommunicationFactory().candidate_patients.add(stranger)
+    visible = communications_visible_to(nurse)
+
+    assert set(visible) == {mine, unknown}
+    assert set(Communication.objects.filter(pk__in=visible)) == {mine, unknown}
+    assert set(Communication.objects.filter(Exists(visible.filter(pk=OuterRef("pk"))))) == {mine, unknown}
+    assert set(visible.filter(patient__isnull=False) | visible.filter(is_unrecognized=True)) == {
+        mine,
+        unknown,
+    }
