@@ -399,7 +399,9 @@ class SendView(InboxApiView):
         body, subject = data["body"], data["subject"]
         if data["template"] is not None:
             if communication.is_unrecognized:
-                raise ValidationError({"template": ["Templates are filled from the patient: link this first."]})
+                raise ValidationError(
+                    {"template": ["Templates are filled from the patient: link this first."]}
+                )
             channel = _template_channel(communication)
             template = published_templates(channel=channel).filter(pk=data["template"]).first()
             if template is None:

@@ -73,7 +73,11 @@ def test_a_refused_send_redisplays_the_draft_sanitised_with_a_clear_message(clie
     unknown.candidate_patients.add(patient)
     client.force_login(nurse)
     # Secure email needs a patient: refused even when the unlinked recipient is confirmed.
-    data = {"body_html": "<p>Hi</p><script>bad()</script>", "is_secure": "on", "confirm_unlinked_recipient": "1"}
+    data = {
+        "body_html": "<p>Hi</p><script>bad()</script>",
+        "is_secure": "on",
+        "confirm_unlinked_recipient": "1",
+    }
     response = client.post(reply_url(unknown), data, **HX)
     assert response.status_code == 422
     assert response["HX-Retarget"] == "#reply-box" and response["HX-Reswap"] == "outerHTML"

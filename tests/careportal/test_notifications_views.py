@@ -388,10 +388,7 @@ def test_a_note_can_be_added_to_an_unrecognized_communication_from_its_reply_box
     )
     signed_in(client, nurse)
     page = client.get(f"/inbox/my/unrecognized/?c={unknown.pk}").content.decode()
-    assert (
-        "Not linked to a patient yet." in page
-        and f'id="note-panel-{unknown.pk}"' in page
-    )
+    assert "Not linked to a patient yet." in page and f'id="note-panel-{unknown.pk}"' in page
     response = client.post(
         reverse("careportal:communication_note", args=[unknown.pk]), {"body": "Probably her husband"}, **HX
     )

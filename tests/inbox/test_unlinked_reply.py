@@ -101,6 +101,8 @@ def test_the_confirmation_changes_nothing_on_a_linked_communication(nurse, patie
     from tests.factories import CommunicationFactory
 
     linked = CommunicationFactory(patient=patient, assignee=nurse, counterpart="maria@mail.example")
-    send_reply(user=nurse, communication=linked, content=ReplyContent(body="Hi"), confirm_unlinked_recipient=True)
+    send_reply(
+        user=nurse, communication=linked, content=ReplyContent(body="Hi"), confirm_unlinked_recipient=True
+    )
     event = AuditEvent.objects.get(action=AuditEvent.Action.MESSAGE_SENT, communication=linked)
     assert "unlinked_recipient" not in event.detail
