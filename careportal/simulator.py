@@ -189,6 +189,37 @@ def thread_label(message: Message) -> str:
 
 
 @dataclass(frozen=True)
+class Server:
+    """This server: ``public`` is its origin as the browser reached it (what a provider would call, and what the
+    Twilio signature covers); ``socket`` is where the request actually came in (the address and port this process
+    listens on), so the simulator only ever connects back to itself, whatever Host header the browser sent."""
+
+    public: str
+    socket: str
+
+    def endpoint(self, path: str) -> tuple[str, str]:
+        """(URL to connect to, URL as the server will see it)."""
+        return self.socket.rstrip("/") + path, self.public.rstrip("/") + path
+
+    @property
+    def headers(self) -> dict:
+        parts = urllib.parse.urlsplit(self.public)
+        headers = {"Host": parts.netloc}
+        if parts.scheme == "https":  # reached through a TLS proxy: say so, as the proxy does
+            headers["X-Forwarded-Proto"] = "https"
+        return headers
+
+
+def server_of(request) -> Server:
+    name = request.META.get("SERVER_NAME", "127.0.0.1")
+    host = f"[{name}]" if ":" in name else name
+    return Server(
+        public=f"{request.scheme}://{request.get_host()}",
+        socket=f"http://{host}:{request.META.get('SERVER_PORT', '80')}",
+    )
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """One item for the server's ingestion: an HTTP POST (``url``) or an SMTP transaction (``smtp_host``)."""
 
@@ -204,10 +235,10 @@ class Outgoing:
     rcpt_to: str = ""
 
 
-def twilio_sms(*, base_url: str, sender: str, line, body: str, writer: Writer) -> Outgoing:
+def twilio_sms(*, server: Server, sender: str, line, body: str, writer: Writer) -> Outgoing:
     """An inbound SMS as Twilio posts it, signed with ``TWILIO_AUTH_TOKEN`` the way the webhook verifies it (the
     URL as called and the form parameters: twilio's ``RequestValidator``)."""
-    url = base_url.rstrip("/") + reverse("hooks:twilio_sms")
+    connect, url = server.endpoint(reverse("hooks:twilio_sms"))
     params = {
         "MessageSid": "SM" + secrets.token_hex(16),
         "AccountSid": settings.TWILIO_ACCOUNT_SID or SIMULATOR_ACCOUNT_SID,
@@ -224,9 +255,13 @@ def twilio_sms(*, base_url: str, sender: str, line, body: str, writer: Writer) -
         channel="SMS",
         summary=f"{writer.name} ({sender}) → {line.display_name}",
         route=f"POST {reverse('hooks:twilio_sms')}",
-        url=url,
+        url=connect,
         data=urllib.parse.urlencode(params).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+        headers={
+            **server.headers,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+        },
     )
 
 
@@ -246,7 +281,7 @@ def build_email(
     return message.as_bytes()
 
 
-def email_item(*, base_url: str, route: str, raw: bytes, writer: Writer, sender: str, to: str, subject: str):
+def email_item(*, server: Server, route: str, raw: bytes, writer: Writer, sender: str, to: str, subject: str):
     summary = f"{writer.name} ({sender}) → {to}: {subject}"
     if route == "smtp":
         return Outgoing(
@@ -264,18 +299,19 @@ def email_item(*, base_url: str, route: str, raw: bytes, writer: Writer, sender:
         channel="Email",
         summary=summary,
         route=f"POST {path}",
-        url=base_url.rstrip("/") + path,
+        url=server.endpoint(path)[0],
         data=raw,
         headers={
+            **server.headers,
             "Content-Type": "message/rfc822",
             "X-Inbox-Signature": email_signature(settings.INBOUND_EMAIL_SECRET or "", raw),
         },
     )
 
 
-def chat_link(*, base_url: str, writer: Writer) -> str:
+def chat_link(*, server: Server, writer: Writer) -> str:
     """The real signed chat link of the patient (or contact): the page the patient opens, over its WebSocket."""
-    return base_url.rstrip("/") + chat_path(make_chat_token(writer.patient, contact=writer.contact))
+    return server.public.rstrip("/") + chat_path(make_chat_token(writer.patient, contact=writer.contact))
 
 
 # --- Sending it -------------------------------------------------------------------------------------------------

@@ -46,11 +46,6 @@ def demo_only(view):
     return wrapper
 
 
-def _base_url(request) -> str:
-    """This server, as the browser reached it: where the simulator's webhooks go."""
-    return f"{request.scheme}://{request.get_host()}"
-
-
 def _page(request, *, sms_form=None, email_form=None, chat_form=None, status=200):
     user = request.user
     return render(
@@ -108,7 +103,7 @@ def _prepare_sms(request):
         return _page(request, sms_form=form, status=400)
     data = form.cleaned_data
     return simulator.twilio_sms(
-        base_url=_base_url(request), sender=data["sender"], line=data["line"], body=data["body"],
+        server=simulator.server_of(request), sender=data["sender"], line=data["line"], body=data["body"],
         writer=data["writer"],
     )  # fmt: skip
 
@@ -124,7 +119,7 @@ def _prepare_email(request):
         reply_to=data["reply_to"],
     )  # fmt: skip
     return simulator.email_item(
-        base_url=_base_url(request), route=data["route"], raw=raw, writer=data["writer"], sender=data["sender"],
+        server=simulator.server_of(request), route=data["route"], raw=raw, writer=data["writer"], sender=data["sender"],
         to=to, subject=data["subject"],
     )  # fmt: skip
 
@@ -153,7 +148,7 @@ def open_chat(request):
     if not form.is_valid():
         return _page(request, chat_form=form, status=400)
     writer = form.cleaned_data["writer"]
-    link = simulator.chat_link(base_url=_base_url(request), writer=writer)
+    link = simulator.chat_link(server=simulator.server_of(request), writer=writer)
     simulator.remember(
         request.session, channel="Chat", summary=f"Chat link for {writer.describe}", route="Signed chat link",
         outcome=simulator.Outcome(True, "Link ready: open it to write as the patient"), link=link,

@@ -94,10 +94,18 @@ def test_home_links_the_simulator_only_in_demo_mode(client, settings, nurse):
 # --- Through the real ingestion path ---------------------------------------------------------------------------
 
 
-def on_live_server(client, live_server, url, data):
-    """POST to the simulator so that its webhook goes to the live server (the request's own host)."""
-    host = live_server.url.removeprefix("http://")
-    return client.post(url, data, HTTP_HOST=host)
+def on_live_server(client, live_server, url, data, host=None, secure=False):
+    """POST to the simulator as if it were served by the live server (the connection the request came in on), so
+    that its webhook goes there; ``host`` is the Host header the browser sent (by default the live server's)."""
+    server_host, server_port = live_server.url.removeprefix("http://").rsplit(":", 1)
+    return client.post(
+        url,
+        data,
+        secure=secure,
+        HTTP_HOST=host or f"{server_host}:{server_port}",
+        SERVER_NAME=server_host,
+        SERVER_PORT=server_port,
+    )
 
 
 def last_log(client) -> dict:
@@ -120,6 +128,31 @@ def test_an_sms_as_the_patient_is_a_signed_twilio_webhook_that_files_a_message(
     assert message.communication.sending_line == line
     assert RawInbound.objects.get().source == RawInbound.Source.TWILIO_SMS
     assert last_log(client)["is_ok"] and last_log(client)["result"].startswith("200")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_webhook_goes_back_to_this_server_whatever_host_header_the_browser_sent(
+    client, live_server, nurse, maria, line
+):
+    port = free_port()  # nothing listens there: had the simulator connected to the Host header, it would fail
+    on_live_server(
+        signed_in(client, nurse), live_server, reverse("simulator:sms"),
+        {"sms-writer": f"p:{maria.pk}", "sms-line": line.pk, "sms-body": "Still me"}, host=f"localhost:{port}",
+    )  # fmt: skip
+    assert Message.objects.get(body_text="Still me").communication.patient == maria
+    assert last_log(client)["is_ok"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_a_tls_proxy_the_signature_covers_the_https_url_the_server_sees(
+    client, live_server, nurse, maria, line
+):
+    on_live_server(
+        signed_in(client, nurse), live_server, reverse("simulator:sms"),
+        {"sms-writer": f"p:{maria.pk}", "sms-line": line.pk, "sms-body": "Over https"}, secure=True,
+    )  # fmt: skip
+    assert last_log(client)["result"].startswith("200")
+    assert Message.objects.filter(body_text="Over https").exists()
 
 
 @pytest.mark.django_db(transaction=True)
