@@ -341,6 +341,20 @@ def test_counts_of_the_nurse_match_the_folder_rules(busy_inbox, nurse):
     }
 
 
+def test_every_folder_is_counted_in_one_query(busy_inbox, lead, django_assert_num_queries):
+    folder_counts(user=lead)  # the role's folders and regions are read once per user object (a request's user)
+    with django_assert_num_queries(1):
+        counts = folder_counts(user=lead)
+    assert counts == {f: len(folder_communications(user=lead, folder=f)) for f in folders_for(lead)}
+
+
+def test_counts_with_no_status_chosen_are_zero_without_a_query(busy_inbox, nurse, django_assert_num_queries):
+    folders_for(nurse)
+    with django_assert_num_queries(0):
+        counts = folder_counts(user=nurse, filters=FolderFilters(statuses=frozenset()))
+    assert set(counts.values()) == {0} and list(counts) == folders_for(nurse)
+
+
 # --- Search ------------------------------------------------------------------------------------------------------
 
 
