@@ -15,6 +15,7 @@ import pytest
 from asgiref.sync import ThreadSensitiveContext
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.db import connections
+from playwright.sync_api import expect
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -82,6 +83,51 @@ def sign_in_at(page, base_url: str, username: str, password: str = "correct-hors
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base_url}/")
+
+
+def watched_page(browser, problems: list[str], *, width=1280, height=800, allowed: str = "", **context_args):
+    """A page on a context of its own (its own cookies) whose console errors and uncaught exceptions go to
+    ``problems``, except console lines containing ``allowed`` (an answer a flow causes on purpose, e.g. the 409 that
+    carries the collision warning). The test asserts ``problems`` is empty at its end."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US", **context_args)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(msg.text)
+            if msg.type == "error" and not (allowed and allowed in msg.text)
+            else None
+        ),
+    )
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    return context, page
+
+
+def type_until_shown(editor, indicator, timeout: int) -> None:
+    """Type a key at a time, as a person does, until ``indicator`` shows on the other page: a page reports
+    keystrokes at most every 3 s, so a burst right after the box was emptied may fall inside that pause."""
+    for _attempt in range(4):
+        editor.press_sequentially("Take one tablet with food. ", delay=60)
+        try:
+            expect(indicator).to_be_visible(timeout=timeout)
+            return
+        except AssertionError:
+            continue
+    expect(indicator).to_be_visible(timeout=timeout)
+
+
+def sms_question(patient, assignee):
+    """Maria's SMS question on the Main clinic line, assigned to ``assignee``: the conversation two viewers share."""
+    from inbox.models import Channel
+    from tests.factories import CommunicationFactory, MessageFactory, SendingLineFactory
+
+    sms = CommunicationFactory(
+        patient=patient, channel=Channel.SMS, assignee=assignee, counterpart="+15550102030",
+        sending_line=SendingLineFactory(number="+15550100001", label="Main clinic"),
+    )  # fmt: skip
+    MessageFactory(communication=sms, body_text="Can I take it with food?", sender_name="Maria Lopez")
+    return sms
 
 
 @pytest.fixture

@@ -4,16 +4,10 @@
 import pytest
 from playwright.sync_api import expect
 
-from inbox.models import Channel, Message
+from inbox.models import Message
 from inbox.services import ReplyContent, send_reply
-from tests.e2e.conftest import SCREENSHOTS, sign_in_at
-from tests.factories import (
-    CareTeamMemberFactory,
-    CommunicationFactory,
-    MessageFactory,
-    SendingLineFactory,
-    UserFactory,
-)
+from tests.e2e.conftest import SCREENSHOTS, sign_in_at, sms_question, watched_page
+from tests.factories import CareTeamMemberFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DRAFT = "Please take half a tablet tonight."
@@ -23,19 +17,8 @@ DRAFT = "Please take half a tablet tonight."
 def guarded_page(browser, live_server):
     """A page that fails the test on any console error but the one this flow causes on purpose: Chromium logs the
     409 answer ("Failed to load resource … 409") that carries the warning."""
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 720}, locale="en-US"
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
     problems: list[str] = []
-    page.on(
-        "console",
-        lambda msg: (
-            problems.append(msg.text) if msg.type == "error" and "status of 409" not in msg.text else None
-        ),
-    )
-    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    context, page = guarded(browser, problems, height=720, base_url=live_server.url)
     yield page
     context.close()
     assert not problems, "Browser reported errors:\n" + "\n".join(problems)
@@ -47,11 +30,7 @@ def test_a_colleagues_reply_while_writing_is_shown_before_the_send_goes(
     page = guarded_page
     colleague = UserFactory(username="colleague", first_name="Cara", last_name="Colleague", role="care-nurse")
     CareTeamMemberFactory(patient=patient, user=colleague)
-    sms = CommunicationFactory(
-        patient=patient, channel=Channel.SMS, assignee=nurse, counterpart="+15550102030",
-        sending_line=SendingLineFactory(number="+15550100001", label="Main clinic"),
-    )  # fmt: skip
-    MessageFactory(communication=sms, body_text="Can I take it with food?", sender_name="Maria Lopez")
+    sms = sms_question(patient, nurse)
     page.goto("/accounts/login/")
     page.get_by_label("Username").fill("nurse")
     page.get_by_label("Password").fill("correct-horse-battery")
@@ -80,19 +59,9 @@ def test_a_colleagues_reply_while_writing_is_shown_before_the_send_goes(
     assert Message.objects.get(communication=sms, author=nurse).body_text == DRAFT
 
 
-def guarded(browser, problems: list[str]):
+def guarded(browser, problems: list[str], **options):
     """A page on its own context that records console errors but the 409 this flow causes on purpose."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.on(
-        "console",
-        lambda msg: (
-            problems.append(msg.text) if msg.type == "error" and "status of 409" not in msg.text else None
-        ),
-    )
-    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
-    return context, page
+    return watched_page(browser, problems, allowed="status of 409", **options)
 
 
 def test_a_reply_that_arrived_live_while_writing_still_holds_the_send(
@@ -100,11 +69,7 @@ def test_a_reply_that_arrived_live_while_writing_still_holds_the_send(
 ):
     """The lead's reply appears on the nurse's screen while she writes: having appeared is not having been read.
     Her Send is held with what changed; "Send anyway" then sends it."""
-    sms = CommunicationFactory(
-        patient=patient, channel=Channel.SMS, assignee=nurse, counterpart="+15550102030",
-        sending_line=SendingLineFactory(number="+15550100001", label="Main clinic"),
-    )  # fmt: skip
-    MessageFactory(communication=sms, body_text="Can I take it with food?", sender_name="Maria Lopez")
+    sms = sms_question(patient, nurse)
     problems: list[str] = []
     contexts = []
     try:

@@ -5,52 +5,24 @@ well after the keystrokes stop — and it goes at once when she sends, and when 
 import pytest
 from playwright.sync_api import expect
 
-from inbox.models import Channel
-from tests.e2e.conftest import SCREENSHOTS, sign_in_at
-from tests.factories import CommunicationFactory, MessageFactory, SendingLineFactory
+from tests.e2e.conftest import SCREENSHOTS, sign_in_at, sms_question, type_until_shown, watched_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 AT_ONCE = 4_000  # ms: well before a replier's entry would expire (PRESENCE_TTL_SECONDS)
 
 
-def _page(browser, problems: list[str]):
-    context = browser.new_context(viewport={"width": 1440, "height": 860}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
-    return context, page
-
-
-def _type_until_shown(editor, marker) -> None:
-    """Type a key at a time until the other page shows the marker (the page reports keystrokes at most every 3 s,
-    so a burst right after the box was emptied may fall inside that pause)."""
-    for _attempt in range(4):
-        editor.press_sequentially("Take one tablet with food. ", delay=60)
-        try:
-            expect(marker).to_be_visible(timeout=AT_ONCE)
-            return
-        except AssertionError:
-            continue
-    expect(marker).to_be_visible(timeout=AT_ONCE)
-
-
 def test_the_leads_list_shows_the_nurse_replying_until_she_sends_or_empties_the_box(
     asgi_server, shared_sqlite, browser, settings, nurse, lead, patient
 ):
     settings.TYPING_TTL_SECONDS = 1  # "typing…" stops at once; the draft keeps her replying
-    line = SendingLineFactory(number="+15550100001", label="Main clinic")
-    sms = CommunicationFactory(
-        patient=patient, channel=Channel.SMS, assignee=nurse, counterpart="+15550102030", sending_line=line,
-    )  # fmt: skip
-    MessageFactory(communication=sms, body_text="Can I take it with food?", sender_name="Maria Lopez")
+    sms = sms_question(patient, nurse)
     problems: list[str] = []
     contexts = []
     try:
         (nurse_context, nurse_page), (lead_context, lead_page) = (
-            _page(browser, problems),
-            _page(browser, problems),
+            watched_page(browser, problems, width=1440, height=860),
+            watched_page(browser, problems, width=1440, height=860),
         )
         contexts += [nurse_context, lead_context]
         sign_in_at(nurse_page, asgi_server.url, "nurse")
@@ -64,7 +36,7 @@ def test_the_leads_list_shows_the_nurse_replying_until_she_sends_or_empties_the_
         expect(marker).to_be_hidden()
         editor = nurse_page.locator("#reply-box textarea")
 
-        _type_until_shown(editor, marker)
+        type_until_shown(editor, marker, AT_ONCE)
         expect(marker).to_have_text("Nora Nurse is replying")
         expect(row.locator(".row-snippet")).to_be_hidden()  # the marker takes the preview's line meanwhile
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -82,7 +54,7 @@ def test_the_leads_list_shows_the_nurse_replying_until_she_sends_or_empties_the_
         expect(marker).to_be_hidden(timeout=AT_ONCE)
         expect(row.locator(".row-snippet")).to_contain_text("Take one tablet with food.")
 
-        _type_until_shown(nurse_page.locator("#reply-box textarea"), marker)
+        type_until_shown(nurse_page.locator("#reply-box textarea"), marker, AT_ONCE)
         editor = nurse_page.locator("#reply-box textarea")
         editor.press("Control+a")
         editor.press("Backspace")

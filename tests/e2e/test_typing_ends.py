@@ -4,9 +4,8 @@ once — long before it would expire by itself — when the nurse empties the re
 import pytest
 from playwright.sync_api import expect
 
-from inbox.models import Channel, Message
-from tests.e2e.conftest import sign_in_at
-from tests.factories import CommunicationFactory, MessageFactory, SendingLineFactory
+from inbox.models import Message
+from tests.e2e.conftest import sign_in_at, sms_question, type_until_shown, watched_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,43 +15,17 @@ TYPING_TTL = 60
 AT_ONCE = 4_000  # ms
 
 
-def _typing_page(browser, problems: list[str]):
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
-    return context, page
-
-
-def _type_until_shown(editor, indicator) -> None:
-    """Type (as a person does, a key at a time) until the other page shows "typing…": the page reports keystrokes at
-    most every 3 s, so a burst right after the box was emptied may fall inside that pause."""
-    for _attempt in range(4):
-        editor.press_sequentially("Take one tablet with food. ", delay=60)
-        try:
-            expect(indicator).to_be_visible(timeout=AT_ONCE)
-            return
-        except AssertionError:
-            continue
-    expect(indicator).to_be_visible(timeout=AT_ONCE)
-
-
 def test_typing_ends_for_the_other_viewer_when_the_box_is_emptied_and_when_sent(
     asgi_server, shared_sqlite, browser, settings, nurse, lead, patient
 ):
     settings.TYPING_TTL_SECONDS = TYPING_TTL
-    sms = CommunicationFactory(
-        patient=patient, channel=Channel.SMS, assignee=nurse, counterpart="+15550102030",
-        sending_line=SendingLineFactory(number="+15550100001", label="Main clinic"),
-    )  # fmt: skip
-    MessageFactory(communication=sms, body_text="Can I take it with food?", sender_name="Maria Lopez")
+    sms = sms_question(patient, nurse)
     problems: list[str] = []
     contexts = []
     try:
         (nurse_context, nurse_page), (lead_context, lead_page) = (
-            _typing_page(browser, problems),
-            _typing_page(browser, problems),
+            watched_page(browser, problems),
+            watched_page(browser, problems),
         )
         contexts += [nurse_context, lead_context]
         for page, username, folder in (
@@ -67,7 +40,7 @@ def test_typing_ends_for_the_other_viewer_when_the_box_is_emptied_and_when_sent(
         typing = presence.get_by_text("Nora Nurse is typing")
         editor = nurse_page.locator("#reply-box textarea")
 
-        _type_until_shown(editor, typing)
+        type_until_shown(editor, typing, AT_ONCE)
         # Emptied the way people do it: select everything, delete.
         editor.press("Control+a")
         editor.press("Backspace")
@@ -75,7 +48,7 @@ def test_typing_ends_for_the_other_viewer_when_the_box_is_emptied_and_when_sent(
         expect(typing).to_be_hidden(timeout=AT_ONCE)
         expect(presence).to_contain_text("Nora Nurse is viewing")
 
-        _type_until_shown(editor, typing)
+        type_until_shown(editor, typing, AT_ONCE)
         nurse_page.get_by_role("button", name="Send and Close").click()
         expect(nurse_page.locator("#messages")).to_contain_text("Take one tablet with food.")
         expect(typing).to_be_hidden(timeout=AT_ONCE)

@@ -342,7 +342,9 @@ def test_counts_of_the_nurse_match_the_folder_rules(busy_inbox, nurse):
 
 
 def test_every_folder_is_counted_in_one_query(busy_inbox, lead, django_assert_num_queries):
-    folder_counts(user=lead)  # the role's folders and regions are read once per user object (a request's user)
+    folder_counts(
+        user=lead
+    )  # the role's folders and regions are read once per user object (a request's user)
     with django_assert_num_queries(1):
         counts = folder_counts(user=lead)
     assert counts == {f: len(folder_communications(user=lead, folder=f)) for f in folders_for(lead)}
