@@ -8,6 +8,7 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -115,6 +116,28 @@ def type_until_shown(editor, indicator, timeout: int) -> None:
         except AssertionError:
             continue
     expect(indicator).to_be_visible(timeout=timeout)
+
+
+@contextmanager
+def nurse_and_lead_viewing(browser, server_url: str, communication, **page_options):
+    """The nurse (My Inbox) and the lead (All Patients) signed in on pages of their own, both with ``communication``
+    (``sms_question``) open; yields (nurse_page, lead_page), then closes them and fails on any console error."""
+    problems: list[str] = []
+    contexts = []
+    try:
+        pages = []
+        for username, folder in (("nurse", "my/assigned"), ("lead", "all-patients/directed")):
+            context, page = watched_page(browser, problems, **page_options)
+            contexts.append(context)
+            sign_in_at(page, server_url, username)
+            page.goto(f"{server_url}/inbox/{folder}/?c={communication.pk}")
+            expect(page.locator("#messages")).to_contain_text("Can I take it with food?")
+            pages.append(page)
+        yield tuple(pages)
+    finally:
+        for context in contexts:
+            context.close()
+    assert not problems, "Browser reported errors:\n" + "\n".join(problems)
 
 
 def sms_question(patient, assignee):

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from inbox.models import Message
 from inbox.services import ReplyContent, send_reply
-from tests.e2e.conftest import SCREENSHOTS, sign_in_at, sms_question, watched_page
+from tests.e2e.conftest import SCREENSHOTS, nurse_and_lead_viewing, sms_question, watched_page
 from tests.factories import CareTeamMemberFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,21 +70,10 @@ def test_a_reply_that_arrived_live_while_writing_still_holds_the_send(
     """The lead's reply appears on the nurse's screen while she writes: having appeared is not having been read.
     Her Send is held with what changed; "Send anyway" then sends it."""
     sms = sms_question(patient, nurse)
-    problems: list[str] = []
-    contexts = []
-    try:
-        (nurse_context, nurse_page), (lead_context, lead_page) = (
-            guarded(browser, problems),
-            guarded(browser, problems),
-        )
-        contexts += [nurse_context, lead_context]
-        for page, username, folder in (
-            (nurse_page, "nurse", "my/assigned"),
-            (lead_page, "lead", "all-patients/directed"),
-        ):
-            sign_in_at(page, asgi_server.url, username)
-            page.goto(f"{asgi_server.url}/inbox/{folder}/?c={sms.pk}")
-            expect(page.locator("#messages")).to_contain_text("Can I take it with food?")
+    with nurse_and_lead_viewing(browser, asgi_server.url, sms, allowed="status of 409") as (
+        nurse_page,
+        lead_page,
+    ):
         expect(nurse_page.get_by_test_id("presence")).to_contain_text("Lena Lead")  # both sockets are live
 
         nurse_page.locator("#reply-box textarea").fill(DRAFT)
@@ -103,7 +92,3 @@ def test_a_reply_that_arrived_live_while_writing_still_holds_the_send(
         nurse_page.get_by_test_id("send-anyway").click()
         expect(nurse_page.locator("#messages")).to_contain_text(DRAFT)
         assert Message.objects.get(communication=sms, author=nurse).body_text == DRAFT
-    finally:
-        for context in contexts:
-            context.close()
-    assert not problems, "Browser reported errors:\n" + "\n".join(problems)

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from inbox.models import Message
-from tests.e2e.conftest import sign_in_at, sms_question, type_until_shown, watched_page
+from tests.e2e.conftest import nurse_and_lead_viewing, sms_question, type_until_shown
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,21 +20,7 @@ def test_typing_ends_for_the_other_viewer_when_the_box_is_emptied_and_when_sent(
 ):
     settings.TYPING_TTL_SECONDS = TYPING_TTL
     sms = sms_question(patient, nurse)
-    problems: list[str] = []
-    contexts = []
-    try:
-        (nurse_context, nurse_page), (lead_context, lead_page) = (
-            watched_page(browser, problems),
-            watched_page(browser, problems),
-        )
-        contexts += [nurse_context, lead_context]
-        for page, username, folder in (
-            (nurse_page, "nurse", "my/assigned"),
-            (lead_page, "lead", "all-patients/directed"),
-        ):
-            sign_in_at(page, asgi_server.url, username)
-            page.goto(f"{asgi_server.url}/inbox/{folder}/?c={sms.pk}")
-            expect(page.locator("#messages")).to_contain_text("Can I take it with food?")
+    with nurse_and_lead_viewing(browser, asgi_server.url, sms) as (nurse_page, lead_page):
         presence = lead_page.get_by_test_id("presence")
         expect(presence).to_contain_text("Nora Nurse is viewing")  # both sockets are live
         typing = presence.get_by_text("Nora Nurse is typing")
@@ -54,7 +40,3 @@ def test_typing_ends_for_the_other_viewer_when_the_box_is_emptied_and_when_sent(
         expect(typing).to_be_hidden(timeout=AT_ONCE)
         expect(lead_page.locator("#messages")).to_contain_text("Take one tablet with food.")
         assert Message.objects.filter(communication=sms, author=nurse).count() == 1
-    finally:
-        for context in contexts:
-            context.close()
-    assert not problems, "Browser reported errors:\n" + "\n".join(problems)
