@@ -699,6 +699,26 @@ def test_sent_pages_walk_exactly_the_folder_newest_first(nurse, other_nurse, pat
     assert every_page(user=nurse, folder=Folder.SENT, limit=2) == expected
 
 
+def test_sent_pages_skip_what_i_may_no_longer_see_however_much_of_it_comes_first(nurse, patient):
+    """What I sent to a patient I no longer see stays out of Sent, on every page, however much of it is newest."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    at = timezone.now()
+    hidden = PatientFactory()
+    for i in range(20):
+        owner = hidden if i < 13 else patient  # the 13 newest are a patient the nurse no longer sees
+        communication = CommunicationFactory(patient=owner, last_message_at=at - dt.timedelta(minutes=i))
+        MessageFactory(communication=communication, direction=Message.Direction.OUTBOUND, author=nurse)
+    expected = list(folder_communications(user=nurse, folder=Folder.SENT).values_list("pk", flat=True))
+    assert len(expected) == 7
+    assert every_page(user=nurse, folder=Folder.SENT, limit=2) == expected
+    assert folder_page(user=nurse, folder=Folder.SENT, limit=10).rows == list(
+        folder_communications(user=nurse, folder=Folder.SENT)
+    )
+
+
 @pytest.mark.parametrize("folder", list(Folder))
 def test_a_page_with_no_status_or_no_channel_chosen_is_empty_in_every_folder(folder, nurse, lead, patient):
     """Every chip of a group off: no rows, on every folder's own path (the care-team and search paths build SQL that
