@@ -224,6 +224,16 @@ class Search:
             estimates.append(plan[0]["Plan"]["Plan Rows"])
         return min(estimates, default=0)
 
+    def text_is_past_probing(self) -> bool:
+        """One word the planner expects in more messages than a probe of the index reads (``SEARCH_ID_LIMIT``):
+        probing would read that many and give up. Several words can match far fewer together than apart, so they
+        are always probed."""
+        return (
+            connection.vendor == "postgresql"
+            and len(text_words(self.term)) == 1
+            and self.text_estimate > SEARCH_ID_LIMIT
+        )
+
     @property
     def in_messages(self) -> Q:
         """The message-text kind as a filter on communications."""
@@ -592,7 +602,7 @@ def _search_page(user, folder, filters, search: "Search", cursor: str, limit: in
     if text_found is not None:
         newest.update(text_found)
     else:  # rare words, or common words seldom together ("blood tomorrow"): what they match is few, by the index
-        if few is None:
+        if few is None and not search.text_is_past_probing():
             few = _found_ids(texts.distinct())
         if few is None:
             take(search.in_messages)

@@ -587,6 +587,38 @@ def test_every_search_strategy_gives_the_same_pages(
     assert every_page(user=user, folder=folder, filters=filters, limit=2) == expected
 
 
+def test_one_word_expected_in_more_messages_than_a_probe_reads_is_not_probed(lead, patient, monkeypatch):
+    """One word the planner expects in more messages than the probe would read goes straight to the exact filter
+    on the folder (a probe would read its limit and give up); the page is the same."""
+    import datetime as dt
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from inbox import selectors
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the planner's estimate and the probe are PostgreSQL's")
+    monkeypatch.setattr(selectors, "RARE_TEXT_MESSAGES", 0)  # not rare: walked on a window first
+    monkeypatch.setattr(selectors, "TEXT_WALK_WINDOW", 2)  # too short for the page
+    monkeypatch.setattr(selectors, "SEARCH_ID_LIMIT", 0)  # every estimate is past probing
+    base = timezone.now()
+    for i in range(8):
+        communication = CommunicationFactory(patient=patient, last_message_at=base - dt.timedelta(minutes=i))
+        MessageFactory(communication=communication, body_text="see you at the clinic" if i % 2 else "fine")
+    filters = FolderFilters(query="clinic")
+    expected = list(
+        folder_communications(user=lead, folder=Folder.ALL_DIRECTED, filters=filters).values_list(
+            "pk", flat=True
+        )
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert every_page(user=lead, folder=Folder.ALL_DIRECTED, filters=filters, limit=2) == expected
+    assert len(expected) == 4
+    assert not [q for q in queries.captured_queries if 'SELECT DISTINCT "inbox_message"' in q["sql"]]
+
+
 def test_a_searched_folder_page_reads_a_bounded_number_of_rows_per_kind(lead, patient):
     """A searched page asks each kind of search for its newest limit + 1 matches (one query each) and reads the
     rows once: the number of queries does not depend on how many communications match."""
