@@ -40,15 +40,14 @@ def _patient_q(user, prefix: str) -> Q | None:
 
 
 def _remembered(user, key: tuple, build):
-    """``build(full_patient)``, kept on the user object (a request's ``request.user``, a socket's user) for the
-    policy as it is now. Building these ``Q``s (correlated sub-queries) costs milliseconds of ORM work, and a page
-    asks for them several times (rows, counts, the open conversation). Only the policy decision is made in Python;
-    care teams and grants are read by the query itself, so a remembered ``Q`` never goes stale with them."""
-    full_patient = has_policy(user, Policy.INBOX_FULL_PATIENT)
+    """``build(full_patient)``, kept on the user object (a request's ``request.user``, a socket's user) like the role
+    access and regions that decide it (``designer.selectors.role_access``, ``_region_ids``). Building these ``Q``s
+    (correlated sub-queries) costs milliseconds of ORM work, and a page asks for them several times (rows, counts,
+    the open conversation). Care teams and grants are read by the query itself, so a remembered ``Q`` never goes
+    stale with them."""
     remembered = user.__dict__.setdefault("_access_q", {})
-    key = (*key, full_patient, tuple(_region_ids(user)) if full_patient else ())
     if key not in remembered:
-        remembered[key] = build(full_patient)
+        remembered[key] = build(has_policy(user, Policy.INBOX_FULL_PATIENT))
     return remembered[key]
 
 

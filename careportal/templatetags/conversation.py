@@ -10,7 +10,7 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from .portal import CHANNEL_ICONS, _esc, icon
+from .portal import CHANNEL_ICONS, _esc, full_time, icon
 
 register = template.Library()
 
@@ -108,8 +108,6 @@ def message_html(m, c, oob: bool = False) -> SafeString:
     else:
         author = m.sender_name or m.sender_address or c.counterpart
     local = timezone.localtime(m.created_at)
-    hour = local.hour % 12 or 12
-    title = local.strftime(f"%a, %b {local.day}, %Y, {hour}:%M %p %Z")
     subject = (
         f'<p class="message-subject">{_esc(m.subject)}</p>'
         if m.subject and c.is_email and m.subject != c.subject
@@ -120,7 +118,7 @@ def message_html(m, c, oob: bool = False) -> SafeString:
         f'{_OOB if oob else ""} aria-label="{label}">'
         f'<header class="message-head"><span class="message-author">{_esc(author)}</span>'
         f"{_NOTE_LABEL if m.is_internal_note else ''}"
-        f'<time class="message-time" datetime="{local.isoformat()}" title="{_esc(title)}">{_clock(local)}</time>'
+        f'<time class="message-time" datetime="{local.isoformat()}" title="{_esc(full_time(local))}">{_clock(local)}</time>'
         f'</header><div class="message-bubble">{subject}{_body(m)}{_attachments(m, c.pk)}</div>'
         f'<footer class="message-foot">{_foot(m, c, outbound)}</footer></article>'
     )

@@ -192,13 +192,17 @@ def list_time(value, now=None) -> str:
     if not value:
         return ""
     local = timezone.localtime(value)
-    hour = local.hour % 12 or 12
-    # One strftime: this runs for every row.
-    title = local.strftime(f"%a, %b {local.day}, %Y, {hour}:%M %p %Z")
     # Every part is made from the datetime (no stored text), but escaped all the same: it is one call.
     return mark_safe(  # noqa: S308
-        f'<time class="row-time" datetime="{local.isoformat()}" title="{_esc(title)}">{short_age(value, now)}</time>'
+        f'<time class="row-time" datetime="{local.isoformat()}" title="{_esc(full_time(local))}">'
+        f"{short_age(value, now)}</time>"
     )
+
+
+def full_time(local) -> str:
+    """A local datetime in full for a hover title, "Mon, Mar 2, 2026, 9:05 AM EST", in one strftime (it runs for
+    every row and every message)."""
+    return local.strftime(f"%a, %b {local.day}, %Y, {local.hour % 12 or 12}:%M %p %Z")
 
 
 @functools.cache

@@ -356,11 +356,12 @@ def communication(request, pk: int):
 @inbox_view
 def communication_row(request, pk: int):
     current = communication_for(user=request.user, pk=pk)
-    if current_state(request).searches_everywhere:  # a row of "Search all inboxes" keeps its folder tags
-        with_found_in(user=request.user, rows=[current])
     if not is_partial(request):
         return redirect(deep_link(request.user, current))
-    return render(request, T + "_row.html", row_context(current, current_state(request), request.user))
+    state = current_state(request)
+    if state.searches_everywhere:  # a row of "Search all inboxes" keeps its folder tags
+        with_found_in(user=request.user, rows=[current])
+    return render(request, T + "_row.html", row_context(current, state, request.user))
 
 
 @login_required
