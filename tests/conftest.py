@@ -121,6 +121,19 @@ def _media_root(settings, tmp_path):
 
 
 @pytest.fixture
+def local_outboxes(settings):
+    """Outbound email and SMS kept in memory (``mail.outbox``, ``LocmemSmsBackend.outbox``), the SMS one emptied
+    before and after the test."""
+    from inbox.delivery import LocmemSmsBackend
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SMS_BACKEND = "inbox.delivery.LocmemSmsBackend"
+    LocmemSmsBackend.outbox.clear()
+    yield
+    LocmemSmsBackend.outbox.clear()
+
+
+@pytest.fixture
 def published_config(db):
     version = ConfigVersionFactory()
     roles = {

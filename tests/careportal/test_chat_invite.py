@@ -27,13 +27,8 @@ LINK = re.compile(r"http://127\.0\.0\.1:8000/chat/([^/\s]+)/")
 
 
 @pytest.fixture(autouse=True)
-def _outboxes(settings):
-    settings.SMS_BACKEND = "inbox.delivery.LocmemSmsBackend"
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+def _outboxes(local_outboxes, settings):
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
-    LocmemSmsBackend.outbox.clear()
-    yield
-    LocmemSmsBackend.outbox.clear()
 
 
 @pytest.fixture

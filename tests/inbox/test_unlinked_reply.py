@@ -15,10 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _outboxes(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.SMS_BACKEND = "inbox.delivery.LocmemSmsBackend"
-    LocmemSmsBackend.outbox.clear()
+def _outboxes(local_outboxes):
+    pass
 
 
 @pytest.fixture
