@@ -365,10 +365,16 @@ if DEMO_ENABLED and not (INBOUND_EMAIL_SECRET and TWILIO_AUTH_TOKEN):
     _demo = demo_secrets(VAR_DIR)
     INBOUND_EMAIL_SECRET = INBOUND_EMAIL_SECRET or _demo["INBOUND_EMAIL_SECRET"]
     TWILIO_AUTH_TOKEN = TWILIO_AUTH_TOKEN or _demo["TWILIO_AUTH_TOKEN"]
+# The only hosts MMS media is fetched from (https only; "*.example.com" matches its subdomains): a MediaUrl elsewhere
+# is not requested and the SMS is filed with a note. Redirects to other hosts are followed without credentials.
+TWILIO_MEDIA_HOSTS = env_list("TWILIO_MEDIA_HOSTS", "api.twilio.com,*.twiliocdn.com")
 # Where the SMTP receiver listens: the Procfile's `smtp` process, or inside the web process under `make run`
 # (INBOX_EMBEDDED_SMTP=1, set by the Makefile's run target; inbox_project.embedded).
 SMTP_HOST = os.environ.get("SMTP_HOST", "127.0.0.1")
 SMTP_PORT = int(os.environ.get("SMTP_PORT", 2525))
+# /readyz also checks that an SMTP receiver accepts connections at host:port (e.g. the Procfile's smtp process);
+# empty = only the receiver embedded in this process, when it runs (inbox_project.embedded).
+READYZ_SMTP = os.environ.get("READYZ_SMTP", "")
 INBOUND_MAX_EMAIL_BYTES = int(os.environ.get("INBOUND_MAX_EMAIL_BYTES", 25 * 1024 * 1024))
 INBOUND_MAX_ATTACHMENT_BYTES = int(os.environ.get("INBOUND_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024))
 # Unprocessed raw items older than this are re-enqueued by the beat sweeper (every INBOUND_SWEEP_INTERVAL_SECONDS).
