@@ -7,6 +7,7 @@ eager Celery); with them it uses PostgreSQL and Redis. Production defaults apply
 import fnmatch
 import os
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -104,7 +105,36 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------------------
+# DATABASE_URL is the application's role: it owns no table, may not alter, truncate or disable a trigger on any, and
+# may only INSERT and SELECT audit events (``manage.py setup_db_roles``). MIGRATION_DATABASE_URL, optional, is the role
+# that owns the schema: the commands that change the schema use it instead (docs/decisions.md, "Database roles").
+# Set it only where those commands run (release step, make run/dev, CI), never in the web or worker environment.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# seed_demo is here because its PostgreSQL load sets indexes and foreign keys aside and moves sequences (DDL).
+SCHEMA_OWNER_COMMANDS = frozenset({"migrate", "createcachetable", "setup_db_roles", "seed_demo"})
+
+
+def management_command(argv: list[str]) -> str:
+    """The command ``manage.py``/``django-admin``/``python -m django`` was started with; "" for any other process."""
+    program = argv[0].replace("\\", "/") if argv else ""
+    if len(argv) > 1 and program.endswith(("manage.py", "django-admin", "/django/__main__.py")):
+        return argv[1]
+    return ""
+
+
+if os.environ.get("MIGRATION_DATABASE_URL") and management_command(sys.argv) in SCHEMA_OWNER_COMMANDS:
+    if not DATABASE_URL:
+        raise ImproperlyConfigured(
+            "MIGRATION_DATABASE_URL is set without DATABASE_URL (the application's role)."
+        )
+    _owner = dj_database_url.parse(os.environ["MIGRATION_DATABASE_URL"])
+    _runtime = dj_database_url.parse(DATABASE_URL)
+    if (_owner["ENGINE"], _owner["NAME"]) != (_runtime["ENGINE"], _runtime["NAME"]):
+        raise ImproperlyConfigured(
+            "MIGRATION_DATABASE_URL must name the same database as DATABASE_URL "
+            f"({_owner['NAME']!r} is not {_runtime['NAME']!r})."
+        )
+    DATABASE_URL = os.environ["MIGRATION_DATABASE_URL"]
 if DATABASE_URL:
     # A connection pool per process (psycopg_pool) rather than persistent connections: under ASGI every request runs
     # in a thread of its own, and CONN_MAX_AGE kept one idle connection per finished request until PostgreSQL ran
