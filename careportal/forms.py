@@ -10,12 +10,12 @@ from django.http import QueryDict
 from adminportal.models import User
 from careportal.access import patients_visible_to
 from careportal.models import Contact
+from careportal.selectors import search_term
 from inbox.folders import Folder
 from inbox.models import Channel, Communication, SendingLine
 from inbox.selectors import ALL_FILTER_CHANNELS, ALL_STATUSES, FolderFilters, active_sending_lines
 from inbox.services import ReplyContent
 
-SEARCH_MAX_LENGTH = 200
 STATUS_ORDER = ("open", "closed")
 CHANNEL_ORDER = ("sms", "email", "chat")
 
@@ -32,7 +32,7 @@ def folder_filters(params: QueryDict) -> FolderFilters:
         statuses=chosen(params, "status", ALL_STATUSES),
         channels=chosen(params, "channel", ALL_FILTER_CHANNELS),
         unassigned_only=params.get("unassigned") == "1",
-        query=params.get("q", "").strip()[:SEARCH_MAX_LENGTH],
+        query=search_term(params.get("q", "")),
     )
 
 

@@ -31,7 +31,7 @@ from .. import selectors
 from ..access import patients_visible_to
 from ..forms_patients import PatientProfileForm
 from ..models import ContactKind, Encounter, Patient
-from ..selectors import panel_encounters, patient_for
+from ..selectors import panel_encounters, patient_for, search_term
 from .common import require_menu
 
 COMMUNICATIONS_PAGE_SIZE = 25
@@ -226,7 +226,7 @@ def _audit_view(request, patient: Patient, view: str, obj=None) -> None:
 @require_GET
 def patient_list(request):
     require_menu(request.user, MenuItem.PATIENTS)
-    query = request.GET.get("q", "").strip()
+    query = search_term(request.GET.get("q", ""))
     patients = patients_visible_to(request.user).order_by("last_name", "first_name", "pk")
     if query:
         patients = patients.filter(

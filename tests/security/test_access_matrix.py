@@ -15,20 +15,16 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from careportal.routing import websocket_urlpatterns
-from designer.models import MenuItem, Policy
-from tests.factories import RoleFactory, UserFactory
+from tests.factories import UserFactory
+from tests.security.conftest import client_for
 from tests.security.matrix_cases import (
     ADMIN_LOGIN,
     GRANTED,
     LOGIN,
     PATIENT_DATA,
     WEBSOCKET_CASES,
-    build_world,
     case_for,
 )
-
-HOOK_SECRET = "matrix-email-secret"
-TWILIO_TOKEN = "matrix-twilio-token"
 
 
 def url_names() -> list[str]:
@@ -51,6 +47,7 @@ def url_names() -> list[str]:
 
 
 NAMES = url_names()
+pytestmark = pytest.mark.usefixtures("hooks_configured")
 
 
 def test_every_url_name_has_a_case():
@@ -70,66 +67,6 @@ def test_the_matrix_size_is_reported(capsys):
             f"\naccess matrix: {len(NAMES)} URL names + {len(WEBSOCKET_CASES)} WebSocket routes × 3 callers = {cases}"
         )
     assert len(NAMES) > 100
-
-
-# --- The people and the world -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _hooks_configured(settings):
-    settings.INBOUND_EMAIL_SECRET = HOOK_SECRET
-    settings.TWILIO_AUTH_TOKEN = TWILIO_TOKEN
-    settings.TWILIO_ACCOUNT_SID = "ACmatrix"
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    from django.core.cache import cache
-
-    cache.clear()  # API throttles and presence live in the cache
-
-
-@pytest.fixture
-def people(nurse, lead, outsider, designer, administrator, published_config):
-    version, _roles = published_config
-    RoleFactory(
-        version=version,
-        key="integration",
-        name="Integration",
-        menu=[MenuItem.INBOX],
-        policies=[Policy.INBOX_API, Policy.INBOX_CARE_TEAM],
-    )
-    api_user = UserFactory(username="matrix-api", role="integration")
-    api_outsider = UserFactory(username="matrix-api-outsider", role="integration")
-    superuser = UserFactory(username="matrix-root", is_staff=True, is_superuser=True)
-    return {
-        "nurse": nurse,
-        "lead": lead,
-        "outsider": outsider,
-        "designer": designer,
-        "administrator": administrator,
-        "superuser": superuser,
-        "api": api_user,
-        "api_outsider": api_outsider,
-    }
-
-
-@pytest.fixture
-def world(people):
-    from tests.factories import CareTeamMemberFactory
-
-    built = build_world(nurse=people["nurse"], api_user=people["api"])
-    CareTeamMemberFactory(patient=built.patient, user=people["api"])
-    return built
-
-
-def client_for(user_key: str, people) -> Client:
-    client = Client()
-    if user_key in ("api", "api_outsider"):
-        from inbox.api.tokens import create_token
-
-        _, raw = create_token(actor=None, user=people[user_key], name="matrix")
-        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
-    elif user_key in people:
-        client.force_login(people[user_key])
-    return client
 
 
 def call(client: Client, name: str, case, kwargs: dict, *, headers: dict | None = None):
