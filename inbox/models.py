@@ -1,5 +1,7 @@
 """Communications and their messages, sending lines, inbound addresses, raw inbound items and the audit log."""
 
+import json
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -294,6 +296,54 @@ class Attachment(models.Model):
         return self.filename
 
 
+class LosslessJSONField(models.JSONField):
+    """A JSON field (jsonb on PostgreSQL) that gives back exactly the strings it was given, whatever they hold.
+
+    jsonb cannot hold NUL (``\\u0000``) and no UTF-8 column can hold a lone surrogate, so a string (value or key)
+    holding either is stored as ``ESCAPE`` followed by its ASCII JSON literal, and turned back on read; so is a string
+    that already starts with ``ESCAPE``, so decoding is never ambiguous. Every other value is stored as plain JSON, so
+    key lookups (``payload__patient_id``) keep working.
+    """
+
+    ESCAPE = "\ufdd0"  # a Unicode noncharacter: reserved for internal use, never meaningful in received text
+
+    def get_prep_value(self, value):
+        return _escape_json(super().get_prep_value(value), self.ESCAPE)
+
+    def from_db_value(self, value, expression, connection):
+        return _unescape_json(super().from_db_value(value, expression, connection), self.ESCAPE)
+
+
+def _needs_escape(text: str, escape: str) -> bool:
+    if text.startswith(escape) or "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (e.g. undecodable bytes kept by surrogateescape)
+        return True
+    return False
+
+
+def _escape_json(value, escape: str):
+    if isinstance(value, str):
+        return escape + json.dumps(value) if _needs_escape(value, escape) else value
+    if isinstance(value, dict):
+        return {_escape_json(str(k), escape): _escape_json(v, escape) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape_json(v, escape) for v in value]
+    return value
+
+
+def _unescape_json(value, escape: str):
+    if isinstance(value, str):
+        return json.loads(value[len(escape) :]) if value.startswith(escape) else value
+    if isinstance(value, dict):
+        return {_unescape_json(k, escape): _unescape_json(v, escape) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unescape_json(v, escape) for v in value]
+    return value
+
+
 class RawInbound(models.Model):
     """An inbound item exactly as received, stored before it is acknowledged (nothing is lost)."""
 
@@ -306,12 +356,16 @@ class RawInbound(models.Model):
         SECURE_REPLY = "secure_reply", "Secure message reply"
 
     source = models.CharField(max_length=20, choices=Source.choices)
-    provider_id = models.CharField(max_length=255, blank=True)
+    provider_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The provider's id, or a digest of it when it is not storable text.",
+    )
     raw = models.BinaryField(
         blank=True, default=b"", help_text="Raw bytes (MIME) when the source sends them."
     )
-    payload = models.JSONField(default=dict, blank=True, help_text="Form or JSON payload of a webhook.")
-    envelope = models.JSONField(
+    payload = LosslessJSONField(default=dict, blank=True, help_text="Form or JSON payload of a webhook.")
+    envelope = LosslessJSONField(
         default=dict, blank=True, help_text="SMTP MAIL FROM / RCPT TO, remote address."
     )
     received_at = models.DateTimeField(default=timezone.now)
