@@ -13,7 +13,9 @@ the page changes what it shows (the page address comes in ``HEADERS["HX-Current-
 every ``LIVE_HEARTBEAT_SECONDS`` (answered with an HTML comment, so the page can tell a live socket from a dead one);
 ``{"type": "typing", "communication": 12}`` at most every 3 s while the user types, and with ``"active": false``
 when the box is emptied. The server sends only HTML
-fragments marked ``hx-swap-oob``. Close codes: 4401 not signed in, 4403 user deactivated.
+fragments marked ``hx-swap-oob``, so a message holding text the database cannot store (a NUL or a lone surrogate
+escape, ``inbox_project.unstorable``) is dropped with a logged warning and changes nothing. Close codes: 4401 not
+signed in, 4403 user deactivated.
 """
 
 import asyncio
@@ -27,6 +29,7 @@ from django.conf import settings
 
 from adminportal.idle import session_is_expired
 from inbox import events
+from inbox_project import unstorable
 
 from . import live, presence
 from .hub import hub, in_pool
@@ -114,6 +117,13 @@ class PortalConsumer(AsyncWebsocketConsumer):
         except ValueError:
             return
         if not isinstance(payload, dict):
+            return
+        found = unstorable.find_unstorable(payload)
+        if found is not None:  # no error frame in this protocol: dropped, the socket stays open
+            logger.warning(
+                "portal socket message dropped: unstorable text",
+                extra={"field": found[0], "user_id": self.user_id},
+            )
             return
         kind = payload.get("type")
         if kind == "subscribe":

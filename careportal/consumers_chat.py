@@ -6,7 +6,8 @@ Protocol (JSON text frames). Page → server: ``{"type": "message", "client_id":
 Server → page: ``{"type": "ack", "client_id", "html"}`` (the message is stored; ``html`` is its "Sending…" bubble),
 ``{"type": "messages", "html", "last_id"}`` (new messages, both directions, never internal notes),
 ``{"type": "typing", "active": bool, "html"}`` (staff typing, from ``presence.changed`` or ``presence.typing`` events
-on the group) and ``{"type": "error", "client_id", "text"}``. A link that is
+on the group) and ``{"type": "error", "client_id", "text"}`` (also for a message holding text the database cannot
+store — a NUL or a lone surrogate escape, ``inbox_project.unstorable`` — which is refused and changes nothing). A link that is
 not valid (or expires while the page is open) closes the socket with code 4403. The page passes the last message
 id it shows as ``?after=<id>`` on every (re)connect and is sent whatever is newer, so nothing is missed.
 """
@@ -23,6 +24,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
 from inbox.events import group_for_communication
+from inbox_project import proxies, unstorable
 
 from . import chat, presence
 
@@ -99,6 +101,14 @@ class PatientChatConsumer(AsyncWebsocketConsumer):
                 {"type": "error", "client_id": "", "text": "The page sent something it should not."}
             )
             return
+        found = unstorable.find_unstorable(content)
+        if found is not None:  # refused before anything is stored; the page keeps its socket
+            field, why = found
+            logger.warning("chat message refused: unstorable text", extra={"field": field})
+            await self._send(
+                {"type": "error", "client_id": str(content.get("client_id") or "")[:64], "text": why}
+            )
+            return
         await self._receive_message(content)
 
     async def _receive_message(self, content: dict):
@@ -116,7 +126,7 @@ class PatientChatConsumer(AsyncWebsocketConsumer):
                 session=self.session,
                 client_id=client_id,
                 text=content.get("text"),
-                remote_addr=(self.scope.get("client") or ("",))[0] or "",
+                remote_addr=proxies.scope_client_ip(self.scope) or "",
                 user_agent=_header(self.scope, b"user-agent"),
                 reply_channel=self.channel_name,
             )

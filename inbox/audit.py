@@ -1,14 +1,15 @@
 """Writing audit events. Callers run it inside their own transaction so the event commits with the change."""
 
 from inbox.models import AuditEvent
+from inbox_project import proxies
+from inbox_project.unstorable import storable
 
 Action = AuditEvent.Action
 
 
 def client_ip(request) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address by the trusted-proxies rule (``inbox_project.proxies``)."""
+    return proxies.client_ip(request)
 
 
 def record(**fields) -> AuditEvent:
@@ -43,5 +44,5 @@ def build(
         object_id=str(obj.pk) if obj is not None else "",
         detail=detail or {},
         ip=client_ip(request),
-        user_agent=(request.META.get("HTTP_USER_AGENT", "")[:400] if request is not None else ""),
+        user_agent=(storable(request.META.get("HTTP_USER_AGENT", ""))[:400] if request is not None else ""),
     )

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: X-Forwarded-* only from TRUSTED_PROXIES, before anything (the https redirect, axes) reads them.
+    "inbox_project.proxies.ForwardedHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "inbox_project.unstorable.RefuseUnstorableInputMiddleware",  # before anything reads a parameter
@@ -302,7 +304,11 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies in front of the app (IPs or CIDRs, comma-separated; default none). Only from these peers are
+# X-Forwarded-For and X-Forwarded-Proto believed (inbox_project.proxies strips them from anyone else); the client
+# address is then the right-most X-Forwarded-For entry that is not a trusted proxy, REMOTE_ADDR otherwise.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
@@ -344,6 +350,8 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_LOCKOUT_CALLABLE = "inbox_project.security.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
+# The address a lockout keys on follows TRUSTED_PROXIES (django-ipware is not installed; axes calls this instead).
+AXES_CLIENT_IP_CALLABLE = "inbox_project.proxies.client_ip"
 
 # --- Logging: structured JSON lines on stdout ------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
@@ -471,6 +479,10 @@ WEBHOOK_RETRY_BASE_SECONDS = int(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", 30
 WEBHOOK_PAUSE_AFTER_FAILURES = int(os.environ.get("WEBHOOK_PAUSE_AFTER_FAILURES", 10))
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", 10))
 WEBHOOK_ALLOW_LOCAL_HTTP = env_bool("WEBHOOK_ALLOW_LOCAL_HTTP", False)
+# Webhook targets resolving to loopback, private, link-local, multicast or reserved addresses are refused (SSRF),
+# at subscription and at delivery, unless inside one of these networks (CIDRs, comma-separated; default none —
+# development and tests allow 127.0.0.1/32 here for a local receiver).
+WEBHOOK_ALLOWED_PRIVATE_NETWORKS = env_list("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", "")
 CELERY_IMPORTS = ["inbox.api.tasks"]
 CELERY_BEAT_SCHEDULE["sweep-webhook-retries"] = {
     "task": "inbox.api.tasks.sweep_webhook_retries",

@@ -5,6 +5,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from adminportal.models import ApiToken
+from inbox_project import proxies
 
 
 class TokenRateThrottle(SimpleRateThrottle):
@@ -26,6 +27,10 @@ class TokenRateThrottle(SimpleRateThrottle):
         else:
             ident = f"ip-{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def get_ident(self, request):
+        # DRF's own believes X-Forwarded-For from anyone (NUM_PROXIES unset): the trusted-proxies rule instead.
+        return proxies.client_ip(request) or ""
 
     def __init__(self):  # the scope (and so the rate) is chosen per request in allow_request
         pass

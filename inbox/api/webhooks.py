@@ -14,10 +14,12 @@ Signature: ``X-CareInbox-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import secrets
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -73,21 +75,147 @@ def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300, now: 
 
 
 def validate_url(url: str) -> str:
-    """HTTPS only; plain ``http://127.0.0.1`` only in development (DEBUG) or when ``WEBHOOK_ALLOW_LOCAL_HTTP`` is
-    set (the tests' local receiver). No credentials in the URL."""
+    """HTTPS only; plain ``http://`` only to a loopback address in development (DEBUG) or when
+    ``WEBHOOK_ALLOW_LOCAL_HTTP`` is set (the tests' local receiver). No credentials in the URL. The host must not be
+    (or resolve to) an address inside the organisation's own networks (``refusal_for_host``). A name that does not
+    resolve now is accepted: delivery checks again, against the address it connects to."""
     url = (url or "").strip()
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        raise WebhookError("Enter a full https:// address with a valid port.") from None
     if not parts.hostname or parts.username or parts.password:
         raise WebhookError("Enter a full https:// address without a user name or password.")
-    if parts.scheme == "https":
-        return url
-    if parts.scheme == "http" and (settings.DEBUG or settings.WEBHOOK_ALLOW_LOCAL_HTTP):
+    if parts.scheme not in ("https", "http"):
+        raise WebhookError("Webhook addresses must use https://.")
+    if parts.scheme == "http":
+        literal = _literal_address(parts.hostname)
+        if (
+            not (settings.DEBUG or settings.WEBHOOK_ALLOW_LOCAL_HTTP)
+            or literal is None
+            or not literal.is_loopback
+        ):
+            raise WebhookError("Webhook addresses must use https://.")
+    try:
+        refused = refusal_for_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except OSError:
+        return url  # not resolvable now (no DNS, a name not yet published): delivery checks again
+    if refused:
+        raise WebhookError(refused)
+    return url
+
+
+# --- Where deliveries may go (SSRF) -----------------------------------------------------------------------------
+# A subscription's URL is chosen by an administrator, but it must not become a way to reach what only the server
+# can: its loopback services, the cloud metadata endpoint (169.254.169.254), the private network behind it.
+
+
+class TargetRefused(Exception):
+    """A webhook target whose address is not allowed; ``str(error)`` is fit to show."""
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _allowed_networks():
+    networks = []
+    for entry in settings.WEBHOOK_ALLOWED_PRIVATE_NETWORKS or ():
         try:
-            if ipaddress.ip_address(parts.hostname).is_loopback:
-                return url
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
         except ValueError:
-            pass
-    raise WebhookError("Webhook addresses must use https://.")
+            logger.error(
+                "WEBHOOK_ALLOWED_PRIVATE_NETWORKS entry is not a network; ignored", extra={"entry": entry}
+            )
+    return networks
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    """The address a host names literally, however written: ``127.0.0.1``, ``::1``, ``::ffff:10.0.0.1``, and the
+    legacy forms the C resolver also accepts (``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``)."""
+    host = host.strip("[]").split("%", 1)[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+        if host and all(c in "0123456789abcdefxABCDEFX." for c in host) and host[0].isdigit():
+            try:
+                address = ipaddress.IPv4Address(socket.inet_aton(host))
+            except OSError:
+                return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_refusal(address: IPAddress) -> str | None:
+    """Why webhooks may not be delivered to ``address``, or None when they may. An IPv6 address carrying an IPv4
+    one (mapped, 6to4, Teredo, NAT64) is judged by the IPv4 address it leads to."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is None and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            address = embedded
+    if any(address in network for network in _allowed_networks()):
+        return None
+    kinds = (
+        ("is_unspecified", "an unspecified"),
+        ("is_loopback", "a loopback"),
+        ("is_link_local", "a link-local"),
+        ("is_multicast", "a multicast"),
+        ("is_private", "a private-network"),
+        ("is_reserved", "a reserved"),
+    )
+    for attribute, kind in kinds:
+        if getattr(address, attribute):
+            return f"This address leads to {kind} address ({address}), which webhooks may not reach."
+    if not address.is_global:
+        return f"This address leads to a non-public address ({address}), which webhooks may not reach."
+    return None
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` names (a literal one, or what DNS answers now). Raises OSError when it resolves to
+    nothing."""
+    literal = _literal_address(host)
+    if literal is not None:
+        return [literal]
+    found = []
+    for *_, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address not in found:
+            found.append(address)
+    if not found:
+        raise OSError(f"{host} did not resolve")
+    return found
+
+
+def refusal_for_host(host: str, port: int) -> str | None:
+    """Why ``host`` may not be a webhook target: every address it resolves to must be allowed (one bad answer
+    among good ones would be chosen some of the time). Raises OSError when it does not resolve."""
+    for address in resolve(host, port):
+        refused = address_refusal(address)
+        if refused:
+            return refused
+    return None
+
+
+def pinned_address(url: str) -> str:
+    """The one address a delivery to ``url`` connects to, resolved now and checked (raises TargetRefused); the
+    connection is made to it, so a DNS answer that changes between this check and the connect cannot move the
+    delivery elsewhere."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = resolve(parts.hostname or "", port)
+    for address in addresses:
+        refused = address_refusal(address)
+        if refused:
+            raise TargetRefused(refused)
+    return str(addresses[0])
 
 
 @transaction.atomic
@@ -285,14 +413,63 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+def _pinned(connection_class, address: str):
+    """``connection_class`` connecting to ``address`` whatever the URL's host resolves to by then; the Host header
+    and (for https) the TLS server name and certificate check still use the URL's host."""
+
+    class Pinned(connection_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._create_connection = lambda target, *rest: socket.create_connection(
+                (address, target[1]), *rest
+            )
+
+    return Pinned
+
+
+class _PinnedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, address: str):
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req):
+        return self.do_open(_pinned(http.client.HTTPConnection, self.address), req)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, address: str):
+        super().__init__()
+        self.address = address
+
+    def https_open(self, req):
+        return self.do_open(_pinned(http.client.HTTPSConnection, self.address), req, context=self._context)
+
+
+def _opener_for(address: str):
+    # No proxies from the environment: the checked address must be the one connected to.
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        _NoRedirects,
+        _PinnedHTTPHandler(address),
+        _PinnedHTTPSHandler(address),
+    )
+
+
+REFUSED_PREFIX = "Refused: "
 
 
 def _post(
     subscription: WebhookSubscription, delivery: WebhookDelivery, body: bytes
 ) -> tuple[int | None, str]:
-    """One HTTP attempt: (status code or None, error text or "")."""
-    request = urllib.request.Request(  # noqa: S310 (the URL was validated: https, or loopback http in tests)
+    """One HTTP attempt: (status code or None, error text or ""). A target whose address is not allowed is not
+    contacted: the error starts with ``REFUSED_PREFIX``."""
+    try:
+        address = pinned_address(subscription.url)
+    except TargetRefused as refused:
+        return None, f"{REFUSED_PREFIX}{refused}"
+    except (OSError, ValueError) as error:  # DNS did not answer: an ordinary failed attempt, retried
+        return None, f"{error.__class__.__name__}: {error}"
+    request = urllib.request.Request(  # noqa: S310 (the URL was validated, and the address it reaches just now)
         subscription.url,
         data=body,
         method="POST",
@@ -305,7 +482,7 @@ def _post(
         },
     )
     try:
-        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+        with _opener_for(address).open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
             response.read(1024)
             return response.status, ""
     except urllib.error.HTTPError as error:
@@ -344,6 +521,9 @@ def attempt(delivery_id: int) -> bool | None:
         if ok:
             delivery.delivered_at, delivery.next_attempt_at = now, None
             fields.append("delivered_at")
+        elif error.startswith(REFUSED_PREFIX):  # retrying would be refused the same way
+            delivery.next_attempt_at = None
+            logger.warning("webhook delivery refused", extra={"delivery_id": delivery_id, "reason": error})
         elif delivery.attempts < settings.WEBHOOK_MAX_ATTEMPTS:
             delivery.next_attempt_at = now + timedelta(seconds=backoff_seconds(delivery.attempts))
         else:

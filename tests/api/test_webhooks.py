@@ -66,6 +66,7 @@ def receiver():
 @pytest.fixture(autouse=True)
 def _webhook_settings(settings):
     settings.WEBHOOK_ALLOW_LOCAL_HTTP = True
+    settings.WEBHOOK_ALLOWED_PRIVATE_NETWORKS = ["127.0.0.1/32"]  # the local receiver (refused by default)
     settings.WEBHOOK_MAX_ATTEMPTS = 3
     settings.WEBHOOK_PAUSE_AFTER_FAILURES = 4
     settings.WEBHOOK_TIMEOUT_SECONDS = 5

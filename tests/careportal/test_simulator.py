@@ -145,8 +145,12 @@ def test_the_webhook_goes_back_to_this_server_whatever_host_header_the_browser_s
 
 @pytest.mark.django_db(transaction=True)
 def test_behind_a_tls_proxy_the_signature_covers_the_https_url_the_server_sees(
-    client, live_server, nurse, maria, line
+    client, settings, live_server, nurse, maria, line
 ):
+    settings.TRUSTED_PROXIES = [
+        "127.0.0.1"
+    ]  # the simulator reaches the server from loopback, as the proxy does
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     on_live_server(
         signed_in(client, nurse), live_server, reverse("simulator:sms"),
         {"sms-writer": f"p:{maria.pk}", "sms-line": line.pk, "sms-body": "Over https"}, secure=True,

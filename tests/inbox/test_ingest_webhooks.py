@@ -167,7 +167,9 @@ def test_sms_without_a_signature_is_refused(client, maria, line):
     assert not RawInbound.objects.exists()
 
 
-def test_sms_signed_for_the_https_url_behind_the_proxy_is_accepted(client, maria, line):
+def test_sms_signed_for_the_https_url_behind_the_proxy_is_accepted(client, settings, maria, line):
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]  # the test client's address is the proxy's
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     response = post_twilio(client, SMS_URL, sms_params(), scheme="https", HTTP_X_FORWARDED_PROTO="https")
     assert response.status_code == 200
     assert RawInbound.objects.count() == 1
