@@ -143,10 +143,15 @@
     if (everOpened) refetch();
     everOpened = true;
     subscribe();
+    // The server answers a heartbeat only once the socket has joined the user's groups: the first answer marks the
+    // page live (data-live-ready), which is what a caller waiting for pushes can wait on.
+    wrapper.send(JSON.stringify({ type: "heartbeat" }));
   });
 
   document.addEventListener("htmx:wsClose", (event) => {
     heard();
+    const root = liveRoot();
+    if (root) root.removeAttribute("data-live-ready");
     if (leaving) return;
     const code = event.detail.event.code;
     if (code === CLOSE_SIGNED_OUT || code === CLOSE_NOT_ALLOWED) {
@@ -178,6 +183,8 @@
   document.addEventListener("htmx:wsAfterMessage", () => {
     applyingPush = false;
     heard();
+    const root = liveRoot();
+    if (root && !root.hasAttribute("data-live-ready")) root.setAttribute("data-live-ready", "");
   });
 
   function replaceDeadSocket() {

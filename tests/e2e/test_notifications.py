@@ -131,9 +131,8 @@ def test_assignment_and_mention_notifications_route_by_the_inbox_notifications_s
     b.page.add_init_script(FAKE_NOTIFICATION_API)
     try:
         b.open_as(colleague, "/")
-        expect(b.page.locator(".shell[data-live]")).to_be_visible()
+        expect(b.page.locator(".shell[data-live-ready]")).to_be_visible()  # joined the user's group
         expect(bell_count(b)).to_be_hidden()
-        b.page.wait_for_timeout(800)  # the socket is open and has joined the user's group
 
         # A assigns the conversation to B: B's bell rises live, and a desktop alert is raised.
         a.open_as(nurse, f"/inbox/care-team/directed/?c={sms.pk}")
