@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install uv chromium lint dev migrate bench bench-http bench-realtime bench-fanout bench-ingest faults
+.PHONY: run test test-stressed install uv chromium lint dev migrate bench bench-http bench-realtime bench-fanout bench-ingest faults
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -80,3 +80,7 @@ bench-ingest: install
 # PostgreSQL restarted; fails unless exactly 10,000 messages arrive, none lost or duplicated (FAULT_ITEMS to tune).
 faults: install
 	$(UV) run python tests/benchmarks/faults.py
+
+# The flake check: CI's run (.ci/run) STRESS_RUNS times in a row (default 5) while stress-ng keeps every core busy.
+test-stressed:
+	.ci/stressed
