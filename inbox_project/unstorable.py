@@ -79,10 +79,13 @@ def find_in_params(params) -> tuple[str, str] | None:
 
 
 def find_in_files(files) -> tuple[str, str] | None:
-    """An uploaded file whose name (as the browser sent it) cannot be stored (the attachment keeps its name)."""
+    """An uploaded file whose name or content type (as the browser sent them; an attachment keeps both) cannot be
+    stored. Django already drops unprintable characters from the name; this holds whatever upload handler runs."""
     for key in files:
         for upload in files.getlist(key):
-            why = reason(key) or reason(upload.name or "")
+            why = (
+                reason(key) or reason(upload.name or "") or reason(getattr(upload, "content_type", "") or "")
+            )
             if why:
                 return shown(key), why
     return None
