@@ -164,12 +164,9 @@ def sign_in(page, live_server):
 @pytest.fixture
 def second_page(browser, browser_context_args, live_server):
     """Another signed-in browser (its own cookies), failing the test on console errors like ``page`` does."""
-    context = browser.new_context(**browser_context_args)
-    other = context.new_page()
     problems: list[str] = []
-    other.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    other.on("pageerror", lambda exc: problems.append(str(exc)))
-    other.set_default_timeout(10_000)
+    extra = {key: value for key, value in browser_context_args.items() if key not in ("viewport", "locale")}
+    context, other = watched_page(browser, problems, height=720, **extra)
 
     def sign_in(username: str):
         other.goto(f"{live_server.url}/accounts/login/")

@@ -12,9 +12,6 @@ as in ``test_realtime_two_processes.py`` (the tests' password hasher is not one 
 """
 
 import datetime as dt
-import os
-import subprocess
-import sys
 
 import pytest
 from django.utils import timezone
@@ -23,7 +20,7 @@ from playwright.sync_api import expect
 from adminportal.models import FeatureSetting
 from inbox.models import Channel, Communication, Message, Notification
 from tests.e2e.conftest import SCREENSHOTS
-from tests.e2e.test_realtime_two_processes import ROOT, Tab, database_url, free_port, wait_until_ready
+from tests.e2e.servers import Tab, daphne, server_env, start_server
 from tests.factories import (
     CareTeamMemberFactory,
     CommunicationFactory,
@@ -50,49 +47,9 @@ window.Notification = class {
 @pytest.fixture
 def web_process(transactional_db, tmp_path, request):
     """One daphne process on the test database with the in-memory channel layer; its URL."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DEBUG": "1",
-        "CELERY_TASK_ALWAYS_EAGER": "1",
-        "LIVE_HEARTBEAT_SECONDS": "3",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "VAR_DIR": str(tmp_path / "var"),
-        "SMS_BACKEND": "inbox.delivery.ConsoleSmsBackend",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("REDIS_URL", None)
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    for attempt in range(3):
-        port, log = free_port(), tmp_path / f"web-{attempt}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "inbox_project.asgi:application",
-        ]
-        with log.open("wb") as output:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-        request.addfinalizer(lambda process=process: _stop(process))
-        url = f"http://127.0.0.1:{port}"
-        if wait_until_ready(process, url, log):
-            return url
-    pytest.fail(f"the web process exited at start:\n{log.read_text()[-3000:]}")
-
-
-def _stop(process):
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    env = server_env(tmp_path, LIVE_HEARTBEAT_SECONDS="3")
+    url, _log = start_server(request, tmp_path, "web", lambda port: (daphne(port), env))
+    return url
 
 
 @pytest.fixture

@@ -8,16 +8,13 @@ The server uses the test database (the SQLite file or PostgreSQL test database, 
 tests/e2e/test_realtime_two_processes.py) and never REDIS_URL: this is the embedded mode.
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from inbox.models import Channel, Communication, RawInbound
-from tests.e2e.test_realtime_two_processes import Tab, database_url, free_port, wait_until_ready
+from tests.e2e.servers import Tab, daphne, free_port, server_env, start_server
 from tests.factories import (
     FeatureSettingFactory,
     InboundAddressFactory,
@@ -34,62 +31,30 @@ TIMEOUT = 15_000
 @pytest.fixture
 def embedded_server(transactional_db, tmp_path, request):
     """`make run`'s server command and environment, on free ports; its URL and SMTP port."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key
-        not in {
-            "REDIS_URL",
-            "DJANGO_ALLOW_ASYNC_UNSAFE",
-            "INBOUND_EMAIL_SECRET",
-            "TWILIO_AUTH_TOKEN",
-            "DEMO_MODE",
-        }
-    }
-    for attempt in range(3):
-        port, smtp_port = free_port(), free_port()
-        url, log = f"http://127.0.0.1:{port}", tmp_path / f"web-{attempt}.log"
-        server_env = {
-            **env,
-            "DATABASE_URL": database_url(),
-            "DEBUG": "1",
-            "INBOX_EMBEDDED_SMTP": "1",
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(smtp_port),
-            "PUBLIC_BASE_URL": url,
-            "VAR_DIR": str(tmp_path / "var"),
-            "MEDIA_ROOT": str(tmp_path / "media"),
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "PYTHONUNBUFFERED": "1",
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "inbox_project.asgi:application",
-        ]
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=server_env, stdout=output, stderr=subprocess.STDOUT
-            )
-        request.addfinalizer(lambda process=process: stop(process))
-        if wait_until_ready(process, url, log):
-            return {"url": url, "smtp_port": smtp_port, "log": log, "var": tmp_path / "var"}
-    pytest.fail(f"the embedded server exited at start:\n{log.read_text()[-3000:]}")
+    unset = (
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+        "INBOUND_EMAIL_SECRET",
+        "TWILIO_AUTH_TOKEN",
+        "DEMO_MODE",
+        "SMS_BACKEND",
+    )
+    started = {}
 
+    def make_run(port):
+        started["smtp_port"] = smtp_port = free_port()
+        env = server_env(
+            tmp_path,
+            INBOX_EMBEDDED_SMTP="1",
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp_port),
+            PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+            CELERY_TASK_ALWAYS_EAGER=None,
+            **dict.fromkeys(unset),
+        )
+        return daphne(port), env
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    url, log = start_server(request, tmp_path, "web", make_run)
+    return {"url": url, "smtp_port": started["smtp_port"], "log": log, "var": tmp_path / "var"}
 
 
 def test_the_simulator_writes_as_a_patient_by_sms_email_and_chat_and_each_appears_live_in_the_inbox(
