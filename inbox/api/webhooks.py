@@ -165,8 +165,8 @@ def address_refusal(address: IPAddress) -> str | None:
         ("is_loopback", "a loopback"),
         ("is_link_local", "a link-local"),
         ("is_multicast", "a multicast"),
-        ("is_private", "a private-network"),
         ("is_reserved", "a reserved"),
+        ("is_private", "a private-network"),
     )
     for attribute, kind in kinds:
         if getattr(address, attribute):
