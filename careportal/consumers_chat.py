@@ -1,6 +1,6 @@
 """The patient's live-chat WebSocket (``/ws/chat/<token>/``): the signed link is the credential; the socket joins
 only its own chat's ``communication.<id>`` group, stores what the patient writes raw first (acknowledging only
-once it is stored), and forwards server-rendered message and "typing…" fragments (DESIGN.md: Live chat).
+once it is stored), and forwards server-rendered message and "typing…" fragments.
 
 Protocol (JSON text frames). Page → server: ``{"type": "message", "client_id": <uuid>, "text": str}``.
 Server → page: ``{"type": "ack", "client_id", "html"}`` (the message is stored; ``html`` is its "Sending…" bubble),
