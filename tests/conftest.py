@@ -10,6 +10,8 @@
 """
 
 import pytest
+from django.db import connections
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.test import override_settings
 
 from designer.models import MenuItem, Policy
@@ -21,16 +23,42 @@ from tests.factories import (
     UserFactory,
 )
 
+# The test databases' roles and flush (tests/database.py): its marker, fixture and collection hook.
+pytest_plugins = ["tests.database"]
+
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory, request):
     """On SQLite the test database is a file (in this session's temporary directory) rather than memory, so that
-    other processes can share it: the real-time browser test runs two daphne web processes on it."""
+    other processes can share it: the real-time browser test runs two daphne web processes on it.
+
+    With MIGRATION_DATABASE_URL (PostgreSQL), the test database is created and migrated as that owner."""
     from django.conf import settings
+
+    from tests.database import LEAST_PRIVILEGE, LeastPrivilege
 
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
         database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+    roles = request.config.stash[LEAST_PRIVILEGE] = LeastPrivilege(connections["default"])
+    roles.owner_settings_before_setup()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, request):
+    """Once migrated, the tests connect as the DATABASE_URL role (least privilege; ``tests.database``), and the flush
+    between transactional tests lifts the audit log's guard for its own transaction."""
+    from tests.database import LEAST_PRIVILEGE
+
+    roles = request.config.stash[LEAST_PRIVILEGE]
+    with pytest.MonkeyPatch.context() as patch:
+        flush = roles.patched_flush(BaseDatabaseOperations.execute_sql_flush)
+        patch.setattr(BaseDatabaseOperations, "execute_sql_flush", flush)
+        with django_db_blocker.unblock():
+            roles.start()
+        yield
+        with django_db_blocker.unblock():
+            roles.stop()
 
 
 @pytest.fixture(autouse=True, scope="session")
