@@ -2,7 +2,9 @@
 
 Each verifies its sender's signature (these are the project's only ``csrf_exempt`` views), stores the raw item in
 its own transaction and only then acknowledges; when the database cannot store it, it answers 503 so the sender
-retries. Parsing happens later, in the ``process_inbound`` task.
+retries. What the sender legitimately sent is always storable (a NUL or a lone surrogate in any field included:
+``RawInbound``'s fields keep any text, and the body is kept as bytes), so a 503 means an outage, never the content.
+Parsing happens later, in the ``process_inbound`` task.
 """
 
 import hashlib
@@ -104,7 +106,9 @@ def _twilio_verified(request) -> HttpResponse | None:
     token = getattr(settings, "TWILIO_AUTH_TOKEN", "")
     if not token:
         return _text("The Twilio webhooks are not configured.", 503)
-    if _too_large(request):
+    if (
+        _body(request) is None
+    ):  # read before the form is parsed, so the bytes can be kept whatever the form type
         return _text(*TOO_LARGE)
     signature = request.META.get(TWILIO_SIGNATURE_HEADER, "")
     # The URL exactly as Twilio called it (https behind the proxy, per SECURE_PROXY_SSL_HEADER).
@@ -118,6 +122,15 @@ def _twiml() -> HttpResponse:
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")
 
 
+def _twilio_item(request) -> dict:
+    """What a Twilio webhook stores: the form body exactly as received (bytes) and its parameters."""
+    return {
+        "raw": request.body,  # read (and size-checked) by ``_twilio_verified`` before the form was parsed
+        "payload": dict(request.POST.items()),
+        "envelope": {"peer": request.META.get("REMOTE_ADDR", "")},
+    }
+
+
 @csrf_exempt
 @require_POST
 def twilio_sms(request):
@@ -125,12 +138,12 @@ def twilio_sms(request):
     refusal = _twilio_verified(request)
     if refusal is not None:
         return refusal
-    payload = dict(request.POST.items())
+    item = _twilio_item(request)
+    payload = item["payload"]
     row = _store(
         source=RawInbound.Source.TWILIO_SMS,
         provider_id=payload.get("MessageSid") or payload.get("SmsMessageSid") or "",
-        payload=payload,
-        envelope={"peer": request.META.get("REMOTE_ADDR", "")},
+        **item,
     )
     return _text(*UNAVAILABLE) if row is None else _twiml()
 
@@ -142,11 +155,8 @@ def twilio_status(request):
     refusal = _twilio_verified(request)
     if refusal is not None:
         return refusal
-    payload = dict(request.POST.items())
+    item = _twilio_item(request)
     row = _store(
-        source=RawInbound.Source.TWILIO_STATUS,
-        provider_id=status_provider_id(payload),
-        payload=payload,
-        envelope={"peer": request.META.get("REMOTE_ADDR", "")},
+        source=RawInbound.Source.TWILIO_STATUS, provider_id=status_provider_id(item["payload"]), **item
     )
     return _text(*UNAVAILABLE) if row is None else _twiml()

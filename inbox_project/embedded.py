@@ -17,7 +17,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 ENV = "INBOX_EMBEDDED_SMTP"
-_state: dict = {"scheduled": False, "task": None, "server": None}
+_state: dict = {"scheduled": False, "task": None, "server": None, "address": None}
 
 
 def is_requested() -> bool:
@@ -42,6 +42,13 @@ async def start_smtp(*, host: str, port: int) -> asyncio.AbstractServer | None:
     return server
 
 
+def embedded_address() -> tuple[str, int] | None:
+    """Where the receiver embedded in this process listens (it was scheduled here), for readiness; else None."""
+    if not _state["scheduled"]:
+        return None
+    return _state.get("address")
+
+
 def _server_loop() -> asyncio.AbstractEventLoop | None:
     """The event loop daphne will run (its Twisted reactor is installed on asyncio before the app is imported)."""
     reactor = sys.modules.get("twisted.internet.reactor")
@@ -64,6 +71,7 @@ def schedule_smtp() -> bool:
         return False
     _state["scheduled"] = True
     host, port = settings.SMTP_HOST, settings.SMTP_PORT
+    _state["address"] = (host, port)
 
     def begin() -> None:
         _state["task"] = loop.create_task(start_smtp(host=host, port=port))

@@ -21,7 +21,7 @@ from inbox import events, notifications
 from inbox.models import AuditEvent, Channel, Communication, Message, RawInbound, SendingLine
 from inbox.services import apply_inbound
 
-from .common import auto_assign, received_event, safe_text
+from .common import auto_assign, received_event, safe_id, safe_text
 from .pipeline import TRANSIENT_ERRORS, process
 from .recognize import normalize_sender_phone, recognize_phones
 from .sms import _media_count, keyword_of
@@ -68,7 +68,7 @@ def _plan(rows: list[RawInbound]) -> _Batch:
         if raw.source != RawInbound.Source.TWILIO_SMS:
             batch.others.append(raw.pk)
             continue
-        sid = str(payload.get("MessageSid") or payload.get("SmsMessageSid") or raw.provider_id or "")
+        sid = safe_id(str(payload.get("MessageSid") or payload.get("SmsMessageSid") or raw.provider_id or ""))
         sender = normalize_sender_phone(str(payload.get("From") or ""))
         to = normalize_sender_phone(str(payload.get("To") or ""))
         body = safe_text(str(payload.get("Body") or "")).strip()

@@ -1,9 +1,11 @@
 """What every ingest service shares: text made safe to store, the attachment policy, locking and finishing a raw
 item, auto-assignment and the "message received" audit event."""
 
+import hashlib
 import html
 import mimetypes
 import os
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -32,10 +34,33 @@ class IngestError(Exception):
 
 
 def safe_text(value: str) -> str:
-    """Text the database can store: no NUL characters (PostgreSQL refuses them), no lone surrogates."""
+    """Text the database can store: no NUL characters (PostgreSQL refuses them), no lone surrogates.
+
+    The one normaliser of received text for display and matching (addresses and numbers go through it in
+    ``recognize``); the raw item keeps the text as received. Bytes kept by ``surrogateescape`` are read as UTF-8
+    again (an undecodable byte becomes U+FFFD); any other lone surrogate becomes U+FFFD.
+    """
     if not value:
         return ""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "")
+    try:
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate surrogateescape did not make (e.g. from a JSON "\\ud800" escape)
+        value = LONE_SURROGATE.sub("\ufffd", value)
+    return value.replace("\x00", "")
+
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+ID_MAX = 255  # the provider id columns (RawInbound, Message)
+
+
+def safe_id(value: str) -> str:
+    """A provider id the database can store and index, as stable and unique as the id itself: the id as sent when
+    it is storable text that fits the column, else ``sha256:`` and the digest of its exact code points (a NUL, a
+    lone surrogate or a very long id would otherwise be refused, or collide with another once cleaned or cut)."""
+    value = value or ""
+    if len(value) <= ID_MAX and safe_text(value) == value:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def max_attachment_bytes() -> int:

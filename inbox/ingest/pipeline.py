@@ -9,7 +9,7 @@ from django.db.models import F
 from inbox.models import RawInbound
 
 from .chat import ingest_chat
-from .common import IngestError
+from .common import IngestError, safe_text
 from .email import ingest_email
 from .secure import ingest_secure_reply
 from .sms import ingest_sms
@@ -29,8 +29,9 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 def record_failure(raw_id: int, error: str) -> None:
+    # The error may quote received text (a NUL in a MessageSid): kept storable, or recording it would fail too.
     RawInbound.objects.filter(pk=raw_id, processed_at__isnull=True).update(
-        error=error[:4000], attempts=F("attempts") + 1
+        error=safe_text(error)[:4000], attempts=F("attempts") + 1
     )
 
 

@@ -13,27 +13,31 @@ from django.db.models.constants import OnConflict
 
 from inbox.models import RawInbound
 
-from .common import safe_text
+from .common import ID_MAX, safe_id
 
 logger = logging.getLogger(__name__)
-PROVIDER_ID_MAX = 255
+PROVIDER_ID_MAX = ID_MAX
 HEADER_SCAN_BYTES = 1024 * 1024  # the Message-ID is in the header block; do not scan a 25 MB body for it
 
 
 def email_provider_id(raw: bytes) -> str:
     """The id that makes an email idempotent: its Message-ID, or a digest of the bytes when it has none.
 
-    Message-IDs longer than the column are digested too, so two different long ids never collide by truncation.
+    Message-IDs longer than the column or holding what the database cannot store (a NUL) are digested
+    (``safe_id``), so two different ids never collide by truncation or cleaning.
     """
     message_id = ""
     try:
         headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw[:HEADER_SCAN_BYTES])
-        message_id = safe_text(" ".join(str(headers.get("Message-ID", "") or "").split()))
+        message_id = " ".join(str(headers.get("Message-ID", "") or "").split())
+        message_id = message_id.encode("utf-8", "surrogateescape").decode("utf-8")  # 8-bit ids read as UTF-8
+    except UnicodeError:  # not UTF-8: digested as received
+        pass
     except Exception:  # a header block too broken to read still gets an id: the digest of the bytes
         logger.info("could not read Message-ID of an inbound email", exc_info=True)
-    if message_id and len(message_id) <= PROVIDER_ID_MAX:
-        return message_id
-    return "sha256:" + hashlib.sha256(message_id.encode() if message_id else raw).hexdigest()
+    if message_id:
+        return safe_id(message_id)
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 KICK_KEY = "inbox:ingest:drain-queued"
@@ -122,10 +126,12 @@ def store_raw(
     """Store one inbound item in its own transaction and queue its processing after commit.
 
     Returns ``(row, created)``. The same provider id twice returns the row stored the first time (a provider
-    retrying a delivery we already hold); it is queued again only while it is still unprocessed.
+    retrying a delivery we already hold); it is queued again only while it is still unprocessed. Any text fits:
+    ``payload`` and ``envelope`` keep NUL and lone surrogates (``LosslessJSONField``), and a provider id the column
+    cannot hold as sent is stored as its digest (``safe_id``).
     Database errors propagate: the caller must then refuse the item (HTTP 503, SMTP 451) so the sender retries.
     """
-    provider_id = provider_id[:PROVIDER_ID_MAX]
+    provider_id = safe_id(provider_id)
     row = RawInbound(
         source=source, provider_id=provider_id, raw=raw, payload=payload or {}, envelope=envelope or {}
     )

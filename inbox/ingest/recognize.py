@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from careportal.models import Contact, ContactKind, Patient, PatientContactMethod
 from inbox.selectors import normalize_phone
 
+from .common import safe_text
+
 
 @dataclass(frozen=True)
 class Recognition:
@@ -27,12 +29,13 @@ class Recognition:
 
 
 def normalize_email(address: str) -> str:
-    return (address or "").strip().lower()
+    """An address as matched and shown: storable text (``safe_text``: no NUL), trimmed, lower-cased."""
+    return safe_text(address or "").strip().lower()
 
 
 def normalize_sender_phone(number: str) -> str:
-    """E.164 when the number parses; otherwise as sent (short codes, alphanumeric senders)."""
-    number = (number or "").strip()
+    """E.164 when the number parses; otherwise as sent (short codes, alphanumeric senders), as storable text."""
+    number = safe_text(number or "").strip()
     return normalize_phone(number) or number
 
 

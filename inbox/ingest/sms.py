@@ -1,9 +1,10 @@
 """Inbound SMS/MMS from Twilio: one communication per (patient, sending line) for a recognised number, one
-Unrecognized communication per SMS otherwise; STOP/START/HELP keywords; MMS media fetched into attachments
-(DESIGN.md: Recognition and linking)."""
+Unrecognized communication per SMS otherwise; STOP/START/HELP keywords; MMS media fetched into
+attachments, only from Twilio's media hosts."""
 
 import logging
 import re
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
@@ -25,6 +26,7 @@ from .common import (
     mark_processed,
     max_attachment_bytes,
     record_received,
+    safe_id,
     safe_text,
     store_attachments,
 )
@@ -38,6 +40,8 @@ HELP_KEYWORDS = {"HELP", "INFO"}
 MAX_MEDIA = 10  # Twilio sends at most ten media items per message
 MEDIA_TIMEOUT = (5, 30)  # connect, read (seconds)
 MEDIA_DOWNLOAD_ATTEMPTS = 3  # then the text is filed with a note; the media URLs stay on the raw item
+MEDIA_REDIRECTS = 3  # Twilio answers a media URL with one redirect to its CDN
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 
 
 class MediaTooLarge(Exception):
@@ -46,26 +50,73 @@ class MediaTooLarge(Exception):
         self.size = size
 
 
+class MediaRefused(requests.exceptions.InvalidURL):
+    """A media URL that is not fetched at all: not https, or not on a Twilio media host (``TWILIO_MEDIA_HOSTS``)."""
+
+
+def is_media_host(host: str) -> bool:
+    """``host`` is one of ``TWILIO_MEDIA_HOSTS`` (``*.twiliocdn.com`` matches any subdomain of twiliocdn.com)."""
+    host = (host or "").lower().rstrip(".")
+    for allowed in getattr(settings, "TWILIO_MEDIA_HOSTS", ()):
+        allowed = allowed.strip().lower().rstrip(".")
+        if allowed.startswith("*.") and host.endswith(allowed[1:]) and len(host) > len(allowed) - 1:
+            return True
+        if host and host == allowed:
+            return True
+    return False
+
+
+def check_media_url(url: str) -> str:
+    """The host of an https URL on a Twilio media host; ``MediaRefused`` for any other URL."""
+    shown = safe_text(url)[:200]
+    if not url.isprintable() or any(c.isspace() for c in url):
+        raise MediaRefused(f"the address {shown!r} is not a valid URL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise MediaRefused(f"the address {shown!r} is not a valid URL") from exc
+    if parts.scheme != "https":
+        raise MediaRefused(f"the address {shown!r} is not https")
+    if not is_media_host(parts.hostname or "") or port not in (None, 443):
+        raise MediaRefused(f"{parts.hostname or 'the address'} is not a Twilio media host")
+    return parts.hostname
+
+
 def download_media(url: str, *, max_bytes: int) -> tuple[bytes, str]:
     """Fetch one MMS media URL with the account's credentials, reading at most ``max_bytes``.
 
-    Returns ``(data, content_type)``; raises ``MediaTooLarge`` or ``requests.RequestException``.
+    Only https URLs on a Twilio media host are requested, redirects included (followed here, at most
+    ``MEDIA_REDIRECTS``); the credentials go to the URL's own host only, never to the host of a redirect.
+    Returns ``(data, content_type)``; raises ``MediaRefused`` (nothing requested), ``MediaTooLarge`` or
+    ``requests.RequestException``.
     """
-    if not url.startswith("https://"):
-        raise requests.exceptions.InvalidURL(f"not an https URL: {url[:200]}")
+    origin = check_media_url(url)
     auth = (settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN) if settings.TWILIO_ACCOUNT_SID else None
-    with requests.get(url, auth=auth, timeout=MEDIA_TIMEOUT, stream=True) as response:
-        response.raise_for_status()
-        declared = int(response.headers.get("Content-Length") or 0)
-        if declared > max_bytes:
-            raise MediaTooLarge(declared)
-        chunks, total = [], 0
-        for chunk in response.iter_content(64 * 1024):
-            total += len(chunk)
-            if total > max_bytes:
-                raise MediaTooLarge(total)
-            chunks.append(chunk)
-        return b"".join(chunks), response.headers.get("Content-Type", "")
+    for _ in range(MEDIA_REDIRECTS + 1):
+        host = check_media_url(url)
+        with requests.get(
+            url,
+            auth=auth if host == origin else None,
+            timeout=MEDIA_TIMEOUT,
+            stream=True,
+            allow_redirects=False,
+        ) as response:
+            response.raise_for_status()
+            if "Location" in response.headers and response.status_code in REDIRECT_STATUSES:
+                url = urljoin(url, response.headers["Location"])
+                continue
+            declared = int(response.headers.get("Content-Length") or 0)
+            if declared > max_bytes:
+                raise MediaTooLarge(declared)
+            chunks, total = [], 0
+            for chunk in response.iter_content(64 * 1024):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise MediaTooLarge(total)
+                chunks.append(chunk)
+            return b"".join(chunks), response.headers.get("Content-Type", "")
+    raise requests.TooManyRedirects(f"more than {MEDIA_REDIRECTS} redirects")
 
 
 def keyword_of(body: str) -> str:
@@ -91,12 +142,23 @@ def _fetch_media(raw: RawInbound, payload: dict) -> list[IncomingFile]:
     files, limit = [], max_attachment_bytes()
     for index in range(count):
         url = str(payload.get(f"MediaUrl{index}") or "")
-        declared_type = str(payload.get(f"MediaContentType{index}") or "application/octet-stream")
+        declared_type = (
+            safe_text(str(payload.get(f"MediaContentType{index}") or "")) or "application/octet-stream"
+        )
         name = clean_filename("", declared_type, f"mms-{index + 1}")
         if not url:
             continue
         try:
             data, content_type = download_media(url, max_bytes=limit)
+        except MediaRefused as exc:  # never requested, so never retried: the text is filed with a note
+            logger.warning("mms media url refused", extra={"raw_id": raw.pk, "error": str(exc)})
+            files.append(
+                IncomingFile(
+                    filename=name, content_type=declared_type, data=None,
+                    problem=f"its address was refused ({exc}), so it was not fetched. The address is kept with the "
+                    "received item.",
+                )
+            )  # fmt: skip
         except MediaTooLarge as exc:
             files.append(IncomingFile(filename=name, content_type=declared_type, data=None, size=exc.size))
         except requests.RequestException as exc:
@@ -120,7 +182,8 @@ def _fetch_media(raw: RawInbound, payload: dict) -> list[IncomingFile]:
 def ingest_sms(raw: RawInbound) -> Message | None:
     """File one inbound SMS (Twilio form payload: From, To, Body, MessageSid, NumMedia, MediaUrlN)."""
     payload = raw.payload or {}
-    sid = str(payload.get("MessageSid") or payload.get("SmsMessageSid") or raw.provider_id or "")
+    # The message keeps the id as the raw item does: as sent, or its digest when it is not storable (a NUL).
+    sid = safe_id(str(payload.get("MessageSid") or payload.get("SmsMessageSid") or raw.provider_id or ""))
     if not sid:
         raise IngestError("The SMS has no MessageSid.")
     sender = normalize_sender_phone(str(payload.get("From") or ""))

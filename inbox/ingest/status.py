@@ -5,7 +5,7 @@ from django.db import transaction
 from inbox import events
 from inbox.models import Message, RawInbound
 
-from .common import IngestError, lock_raw, mark_processed, safe_text
+from .common import IngestError, lock_raw, mark_processed, safe_id, safe_text
 
 Status = Message.DeliveryStatus
 TWILIO_STATUSES = {
@@ -34,7 +34,7 @@ def ingest_sms_status(raw: RawInbound) -> Message | None:
     of the delivery that learned the SID.
     """
     payload = raw.payload or {}
-    sid = str(payload.get("MessageSid") or payload.get("SmsSid") or "")
+    sid = safe_id(str(payload.get("MessageSid") or payload.get("SmsSid") or ""))
     twilio_status = str(payload.get("MessageStatus") or payload.get("SmsStatus") or "").strip().lower()
     if not sid:
         raise IngestError("The status callback has no MessageSid.")

@@ -1,16 +1,19 @@
-"""``manage.py smtp_receiver``: the inbound SMTP server (aiosmtpd), running until interrupted."""
+"""``manage.py smtp_receiver``: the inbound SMTP server (aiosmtpd), running until interrupted.
 
-import signal
+``manage.py`` has set Django up before this runs; the listening loop is ``inbox.ingest.receiver.run``, whose
+``python -m inbox.ingest.receiver`` form listens before Django is set up (the faster start).
+"""
+
 import threading
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
-
-from inbox.ingest.smtp import DEFAULT_MAX_BYTES, build_controller
 
 
 class Command(BaseCommand):
     help = "Receive inbound email over SMTP for the configured inbound addresses (runs until interrupted)."
+    # The system checks import every URLconf and view (seconds on a loaded machine) and none is about receiving
+    # mail; ``manage.py check`` and the web process run them.
+    requires_system_checks = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -27,16 +30,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host, port, max_bytes, **options):
-        max_bytes = max_bytes or int(getattr(settings, "INBOUND_MAX_EMAIL_BYTES", DEFAULT_MAX_BYTES))
-        controller = build_controller(host=host, port=port, max_bytes=max_bytes)
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, lambda *_: self.stop.set())
-        controller.start()
-        self.stdout.write(f"SMTP receiver listening on {host}:{port} (max {max_bytes} bytes)")
-        try:
-            while not self.stop.wait(0.5):
-                pass
-        finally:
-            controller.stop()
-            self.stdout.write("SMTP receiver stopped")
+        from inbox.ingest.receiver import run
+
+        run(host=host, port=port, max_bytes=max_bytes, write=self.stdout.write, stop=self.stop)
