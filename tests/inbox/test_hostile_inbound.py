@@ -15,6 +15,7 @@ from django.urls import reverse
 from inbox.ingest import smtp as smtp_receiver
 from inbox.ingest.common import safe_id, safe_text
 from inbox.ingest.pipeline import process
+from inbox.ingest.raw import store_raw
 from inbox.models import Message, RawInbound
 from tests.factories import InboundAddressFactory, PatientContactMethodFactory, SendingLineFactory
 from tests.inbox.ingest_support import (  # noqa: F401  (eager_celery, hook_secrets: autouse fixtures)
@@ -161,9 +162,11 @@ def test_rtl_marks_and_very_long_envelope_values_are_kept(server, maria):
     assert codes == [250, 250, 250, 250]
     raw = RawInbound.objects.get()
     assert raw.envelope["helo"] == helo and raw.envelope["mail_from"] == sender
-    assert raw.processed_at is not None or raw.error  # filed, or a clear error: never stuck
-    if raw.processed_at is not None:
-        assert raw.message.body_text == "Long envelope."
+    assert raw.processed_at is not None, raw.error
+    assert raw.message.body_text == "Long envelope."
+    assert (
+        raw.message.sender_address == sender.lower()[:254]
+    )  # shown cut to the column; kept whole on the raw item
 
 
 def test_nul_in_headers_and_body_is_kept_in_the_raw_bytes_and_removed_from_the_filed_text(server, maria):
@@ -250,6 +253,22 @@ def test_a_signed_sms_with_a_nul_or_odd_text_in_any_field_is_acknowledged_kept_a
     assert message.communication.patient == maria
     assert message.sender_address == MARIA and message.recipient_address == LINE
     assert message.provider_id == safe_id(params["MessageSid"])
+
+
+def test_the_workers_batch_files_a_nul_sms_as_the_one_by_one_path_does(maria, monkeypatch):
+    import inbox.ingest.raw
+    from inbox.ingest.batch import process_batch
+
+    monkeypatch.setattr(
+        inbox.ingest.raw, "enqueue", lambda raw_id: True
+    )  # wait for the drain, as with a worker
+    params = sms(sid="SM\x00batch", From="+1555010\x002030", Body="Bat\x00ch")
+    row, _ = store_raw(source=RawInbound.Source.TWILIO_SMS, provider_id=params["MessageSid"], payload=params)
+    assert process_batch() >= 1
+    row.refresh_from_db()
+    assert row.payload == params and row.processed_at is not None, row.error
+    assert row.message.body_text == "Batch" and row.message.sender_address == MARIA
+    assert row.message.provider_id == safe_id("SM\x00batch")
 
 
 def test_a_nul_message_sid_is_stable_unique_and_never_confused_with_the_sid_without_it(client, maria):
