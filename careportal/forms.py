@@ -10,10 +10,15 @@ from django.http import QueryDict
 from adminportal.models import User
 from careportal.access import patients_visible_to
 from careportal.models import Contact
-from careportal.selectors import search_term
 from inbox.folders import Folder
 from inbox.models import Channel, Communication, SendingLine
-from inbox.selectors import ALL_FILTER_CHANNELS, ALL_STATUSES, FolderFilters, active_sending_lines
+from inbox.selectors import (
+    ALL_FILTER_CHANNELS,
+    ALL_STATUSES,
+    FolderFilters,
+    active_sending_lines,
+    search_term,
+)
 from inbox.services import ReplyContent
 
 STATUS_ORDER = ("open", "closed")

@@ -46,20 +46,13 @@ def patient_communications(*, user, patient: Patient) -> QuerySet:
 
 
 PATIENT_SEARCH_LIMIT = 20
-SEARCH_MAX_LENGTH = 200  # characters of a search box's text that are searched; the API refuses longer (400)
-
-
-def search_term(raw: str) -> str:
-    """What a search box's text searches for: trimmed and cut at ``SEARCH_MAX_LENGTH`` (a 100 KB "search" would
-    otherwise reach the database as a pattern; SQLite refuses LIKE patterns over 50,000 bytes)."""
-    return raw.strip()[:SEARCH_MAX_LENGTH].strip()
 
 
 def search_visible_patients(user, term: str, *, limit: int = PATIENT_SEARCH_LIMIT) -> list[Patient]:
     """Visible patients by name (every word), MRN, email or phone number — for Link and New message."""
     from django.db.models import Q
 
-    from inbox.selectors import normalize_phone
+    from inbox.selectors import normalize_phone, search_term
 
     term = search_term(term)
     if not term:

@@ -153,6 +153,15 @@ SEARCH_ID_LIMIT = 20_000
 RARE_TEXT_MESSAGES = 20_000  # expected matching messages up to which message text is resolved by its index
 
 
+SEARCH_MAX_LENGTH = 200  # characters of a search box's text that are searched; the API refuses longer (400)
+
+
+def search_term(raw: str) -> str:
+    """What a search box's text searches for: trimmed and cut at ``SEARCH_MAX_LENGTH`` (a 100 KB "search" would
+    otherwise reach the database as a pattern; SQLite refuses LIKE patterns over 50,000 bytes)."""
+    return raw.strip()[:SEARCH_MAX_LENGTH].strip()
+
+
 class Search:
     """Search: phone (to/from; a whole number or its last digits), email (to/from), patient or contact name,
     message text.

@@ -6,7 +6,8 @@ channel layer, so a change made through one reaches tabs on every other. Tunable
 - ``WEB_CONCURRENCY``: worker processes (default: two per core, at least two — a sync view holds its process's
   GIL while it renders, and a second process per core overlaps one request's database waits with another's work);
 - ``HOST`` / ``PORT``: where to listen (default ``0.0.0.0:8000``);
-- ``FORWARDED_ALLOW_IPS``: proxies whose ``X-Forwarded-*`` headers are trusted (default: none but loopback).
+- ``FORWARDED_ALLOW_IPS``: proxies whose ``X-Forwarded-*`` headers the server applies (the client address and
+  scheme it hands Django); default: ``TRUSTED_PROXIES``, the application's own list — none unless configured.
 """
 
 import os
@@ -14,7 +15,9 @@ import os
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104 — a server binds
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, 2 * (os.cpu_count() or 1)))
 worker_class = "inbox_project.serving.Worker"
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# One list of proxies for the server and the application (inbox_project.proxies): a header believed by one layer and
+# not the other would give two client addresses.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or os.environ.get("TRUSTED_PROXIES", "")
 # An open WebSocket is a request that never ends: a worker is restarted only when it stops answering its arbiter,
 # and a stopping worker gives its tabs ten seconds (they reconnect to another worker and re-read what they show).
 timeout = 30

@@ -21,14 +21,6 @@ from inbox.audit_integrity import AUDIT_TABLE, sqlite_create_triggers_sql, sqlit
 
 TRUNCATE_TRIGGER = "inbox_auditevent_refuse_truncate"
 CREDENTIALS = ("USER", "PASSWORD", "HOST", "PORT")
-# Tests doing the owner's maintenance work (schema changes, statistics), as the owner does it in production.
-OWNER_TESTS = (
-    "tests/careportal/test_seed_demo.py",  # the PostgreSQL load sets indexes and foreign keys aside, moves sequences
-    "tests/project/test_admin.py::test_paginator_reads_the_planner_estimate_for_an_unfiltered_big_table",  # ANALYZE
-    # The owner's own UPDATE/DELETE meet the trigger; the application's role is refused earlier, by privileges
-    # (tests/inbox/test_audit_integrity.py).
-    "tests/inbox/test_models.py::test_the_database_refuses_a_raw_sql_",
-)
 
 
 def owner_credentials() -> dict | None:
@@ -152,8 +144,6 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if item.nodeid.startswith(OWNER_TESTS):
-            item.add_marker(pytest.mark.database_owner)
         if item.get_closest_marker("database_owner"):
             # First, so the login changes before pytest-django opens the test's transaction.
             item.fixturenames.insert(0, "_as_database_owner")

@@ -25,13 +25,13 @@ from designer.selectors import has_policy, role_access
 from inbox import audit
 from inbox.folders import InboxKind
 from inbox.models import AuditEvent, Communication
-from inbox.selectors import decode_cursor, encode_cursor, inboxes_for
+from inbox.selectors import decode_cursor, encode_cursor, inboxes_for, search_term
 
 from .. import selectors
 from ..access import patients_visible_to
 from ..forms_patients import PatientProfileForm
 from ..models import ContactKind, Encounter, Patient
-from ..selectors import panel_encounters, patient_for, search_term
+from ..selectors import panel_encounters, patient_for
 from .common import require_menu
 
 COMMUNICATIONS_PAGE_SIZE = 25

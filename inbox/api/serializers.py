@@ -10,10 +10,7 @@ from careportal.models import Contact, Patient, PatientContactMethod
 from designer.models import MessageTemplate
 from inbox.folders import Folder, InboxKind
 from inbox.models import Attachment, Communication, Message, SendingLine
-from inbox.selectors import ALL_FILTER_CHANNELS, ALL_STATUSES, active_sending_lines
-
-SEARCH_MAX_LENGTH = 200  # as the page's search box (careportal.forms)
-
+from inbox.selectors import ALL_FILTER_CHANNELS, ALL_STATUSES, SEARCH_MAX_LENGTH, active_sending_lines
 
 # --- Problems (RFC 9457) -------------------------------------------------------------------------------------
 

@@ -412,6 +412,7 @@ def test_paginator_counts_small_or_filtered_lists_exactly(db):
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the row estimate is read from PostgreSQL's pg_class"
 )
+@pytest.mark.database_owner  # ANALYZE is the owner's
 def test_paginator_reads_the_planner_estimate_for_an_unfiltered_big_table(db, monkeypatch):
     CommunicationFactory.create_batch(3)
     with connection.cursor() as cursor:
