@@ -129,6 +129,9 @@ class InboundHandler:
             "rcpt_tos": list(envelope.rcpt_tos),
             "peer": list(peer) if isinstance(peer, tuple) else str(peer or ""),
             "helo": session.host_name or "",
+            # The command arguments as sent (the parsed address drops RFC 5322 comments and quoting).
+            "mail_from_line": getattr(envelope, "mail_from_line", ""),
+            "rcpt_to_lines": list(getattr(envelope, "rcpt_to_lines", [])),
         }
         try:
             await self._wait_for_django()
@@ -153,6 +156,18 @@ class TolerantSMTP(SMTP):
         # After EHLO aiosmtpd reads per-command limits from a dict shared by the class (defaulting to the base
         # class's 512); this instance gets its own, defaulting to ours.
         self.command_size_limits = collections.defaultdict(lambda: self.command_size_limit)
+
+    # The envelope keeps what the sender wrote, not only aiosmtpd's reading of it (which drops a "(comment)").
+    async def smtp_MAIL(self, arg):
+        await super().smtp_MAIL(arg)
+        if self.envelope is not None and self.envelope.mail_from is not None:
+            self.envelope.mail_from_line = arg or ""
+
+    async def smtp_RCPT(self, arg):
+        accepted = len(self.envelope.rcpt_tos) if self.envelope is not None else 0
+        await super().smtp_RCPT(arg)
+        if self.envelope is not None and len(self.envelope.rcpt_tos) > accepted:
+            self.envelope.rcpt_to_lines = [*getattr(self.envelope, "rcpt_to_lines", []), arg or ""]
 
 
 class InboundController(Controller):
