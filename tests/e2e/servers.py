@@ -6,7 +6,6 @@ The processes use the test database: on PostgreSQL pytest-django's ``test_…`` 
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from django.db import connection
 from django.test import Client
 
 from tests.e2e.conftest import SCREENSHOTS
+from tests.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
@@ -54,12 +54,6 @@ def database_url() -> str:
         credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
         return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     pytest.fail(f"unsupported database engine {db['ENGINE']}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_ready(process: subprocess.Popen, url: str, log: Path, timeout: float = 40.0) -> bool:

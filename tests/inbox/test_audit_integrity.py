@@ -70,33 +70,7 @@ def can_create_roles() -> bool:
 # --- SQLite: triggers --------------------------------------------------------------------------------------------
 
 
-@sqlite_only
-def test_sqlite_refuses_a_raw_sql_update_of_an_audit_event():
-    event = AuditEventFactory(actor_label="Nora Nurse")
-
-    with (
-        pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
-        cursor.execute("UPDATE inbox_auditevent SET actor_label = %s WHERE id = %s", ["forged", event.pk])
-
-    event.refresh_from_db()
-    assert event.actor_label == "Nora Nurse"
-
-
-@sqlite_only
-def test_sqlite_refuses_a_raw_sql_delete_of_an_audit_event():
-    event = AuditEventFactory()
-
-    with (
-        pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
-        cursor.execute("DELETE FROM inbox_auditevent")
-
-    assert AuditEvent.objects.filter(pk=event.pk).exists()
+# Raw-SQL UPDATE and DELETE as the owner: tests/inbox/test_models.py (both databases).
 
 
 @sqlite_only

@@ -23,6 +23,7 @@ from inbox.models import Message, RawInbound
 from inbox_project import embedded
 from inbox_project.demo_secrets import FILE_NAME, NAMES, demo_secrets
 from tests.factories import InboundAddressFactory
+from tests.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,12 +95,6 @@ def test_production_never_gets_generated_secrets(tmp_path):
 def fresh_state(monkeypatch):
     monkeypatch.setattr(embedded, "_state", {"scheduled": False, "task": None, "server": None})
     monkeypatch.delitem(sys.modules, "twisted.internet.reactor", raising=False)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_nothing_starts_unless_asked(fresh_state, monkeypatch):

@@ -4,15 +4,12 @@ kept exactly as received on the raw item, and then filed with clean text or fail
 ingestion health page."""
 
 import smtplib
-import socket
 from urllib.parse import urlencode
 
 import pytest
 import requests
-from django.db import connections
 from django.urls import reverse
 
-from inbox.ingest import smtp as smtp_receiver
 from inbox.ingest.common import safe_id, safe_text
 from inbox.ingest.pipeline import process
 from inbox.ingest.raw import store_raw
@@ -23,6 +20,7 @@ from tests.inbox.ingest_support import (  # noqa: F401  (eager_celery, hook_secr
     hook_secrets,
     twilio_signature,
 )
+from tests.network import smtp_receiver_running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,14 +43,8 @@ def maria(patient):
 
 @pytest.fixture
 def server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = smtp_receiver.build_controller(host="127.0.0.1", port=port, max_bytes=2_000_000)
-    controller.start()
-    yield controller
-    controller.stop()
-    connections.close_all()
+    with smtp_receiver_running(max_bytes=2_000_000) as controller:
+        yield controller
 
 
 @pytest.fixture(autouse=True)

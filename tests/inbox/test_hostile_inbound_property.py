@@ -9,16 +9,13 @@ lone surrogates). The explicit cases of each transport are in ``tests/inbox/test
 import itertools
 import re
 import smtplib
-import socket
 from urllib.parse import urlencode
 
 import pytest
-from django.db import connections
 from django.test import Client
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from inbox.ingest import smtp as smtp_receiver
 from inbox.ingest.common import safe_id
 from inbox.ingest.raw import email_provider_id
 from inbox.models import RawInbound
@@ -29,6 +26,7 @@ from tests.inbox.ingest_support import (  # noqa: F401  (eager_celery, hook_secr
     hook_secrets,
     twilio_signature,
 )
+from tests.network import smtp_receiver_running
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -157,14 +155,8 @@ def test_any_text_in_an_emails_headers_or_body_through_the_webhook_is_acknowledg
 
 @pytest.fixture
 def server():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = smtp_receiver.build_controller(host="127.0.0.1", port=port, max_bytes=2_000_000)
-    controller.start()
-    yield controller
-    controller.stop()
-    connections.close_all()
+    with smtp_receiver_running(max_bytes=2_000_000) as controller:
+        yield controller
 
 
 # Any bytes but the line ending (which would end the command) and ``>`` (which ends the address). What RFC 5321's

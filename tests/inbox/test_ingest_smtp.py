@@ -1,7 +1,6 @@
 """The SMTP receiver, for real: an aiosmtpd controller on a free local port, mail sent with smtplib."""
 
 import smtplib
-import socket
 import threading
 import time
 
@@ -13,24 +12,16 @@ from inbox.ingest import smtp as smtp_receiver
 from inbox.models import Message, RawInbound
 from tests.factories import InboundAddressFactory, PatientContactMethodFactory
 from tests.inbox.ingest_support import build_email, eager_celery, hook_secrets  # noqa: F401  (autouse fixtures)
+from tests.network import free_port, smtp_receiver_running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MAX_BYTES = 20_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server():
-    controller = smtp_receiver.build_controller(host="127.0.0.1", port=free_port(), max_bytes=MAX_BYTES)
-    controller.start()
-    yield controller
-    controller.stop()
-    connections.close_all()
+    with smtp_receiver_running(max_bytes=MAX_BYTES) as controller:
+        yield controller
 
 
 @pytest.fixture

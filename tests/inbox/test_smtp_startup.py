@@ -17,6 +17,7 @@ from django.db import connections
 
 from inbox.ingest import smtp as smtp_receiver
 from tests.factories import InboundAddressFactory
+from tests.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 30.0  # seconds: a deadline for a loaded machine, not a performance claim
@@ -24,12 +25,6 @@ COMMANDS = {
     "python -m inbox.ingest.receiver": ["-m", "inbox.ingest.receiver"],
     "manage.py smtp_receiver": ["manage.py", "smtp_receiver"],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def greeting_within(port: int, deadline: float) -> bytes:

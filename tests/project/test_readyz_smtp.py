@@ -4,26 +4,16 @@ receiver; ready only when it accepts a connection and greets with 220."""
 import socket
 
 import pytest
-from django.db import connections
 from django.urls import reverse
 
-from inbox.ingest import smtp as smtp_receiver
 from inbox_project import embedded
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.network import free_port, smtp_receiver_running
 
 
 @pytest.fixture
 def receiver():
-    controller = smtp_receiver.build_controller(host="127.0.0.1", port=free_port(), max_bytes=10_000)
-    controller.start()
-    yield controller
-    controller.stop()
-    connections.close_all()
+    with smtp_receiver_running(max_bytes=10_000) as controller:
+        yield controller
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ the README alike; and the per-process pieces each request shares (the Redis conn
 
 import os
 import runpy
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from inbox_project.cache import SharedPoolRedisCache
 from tests.benchmarks.services import procfile_web
+from tests.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "inbox_project" / "gunicorn_conf.py"
@@ -73,12 +73,6 @@ def test_redis_cache_objects_share_one_connection_pool():
     assert other._cache._get_connection_pool(write=True) is not pool
     assert first._cache.get_client(write=True) is second._cache.get_client()
     assert first._cache.get_client().connection_pool is pool
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_production_command_serves_with_several_worker_processes(tmp_path):
